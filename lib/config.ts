@@ -1,0 +1,118 @@
+import { z } from "zod";
+
+/**
+ * Configuration, read from the environment once at cold start and validated with zod.
+ * Each entry point picks the parts it needs; a bad value fails fast with a message naming the variable.
+ */
+
+const csv = (v: unknown) =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+    : v;
+
+const positiveInt = (name: string, dflt: number) =>
+  z.coerce
+    .number({ error: `${name} must be a number` })
+    .int(`${name} must be an integer`)
+    .positive(`${name} must be positive`)
+    .default(dflt);
+
+const timeZone = z
+  .string()
+  .default("UTC")
+  .refine(
+    (tz) => {
+      try {
+        new Intl.DateTimeFormat("en-US", { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: (i) => `REPORT_TIME_ZONE is not an IANA time zone: ${String(i.input)}` },
+  );
+
+export const awsSchema = z.object({
+  AWS_REGION: z.string().min(1).default("us-east-1"),
+  /** Local stack only: endpoints of the S3 and DynamoDB emulators. */
+  S3_ENDPOINT: z.url({ error: "S3_ENDPOINT must be a URL" }).optional(),
+  DYNAMODB_ENDPOINT: z.url({ error: "DYNAMODB_ENDPOINT must be a URL" }).optional(),
+  S3_FORCE_PATH_STYLE: z.stringbool().default(false),
+});
+
+export const storageSchema = z.object({
+  EXPORTS_BUCKET: z.string().min(3, "EXPORTS_BUCKET is required"),
+  REPORTS_BUCKET: z.string().min(3, "REPORTS_BUCKET is required"),
+  TABLE_NAME: z.string().min(3, "TABLE_NAME is required"),
+  REPORT_TIME_ZONE: timeZone,
+  STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8),
+});
+
+export const ingestSchema = z.object({
+  /** JSON object mapping a delivered column name to the canonical one, e.g. {"Member":"dim_event_user_id"}. */
+  COLUMN_MAP: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined || s.trim() === "") return {} as Record<string, string>;
+      try {
+        return z.record(z.string(), z.string()).parse(JSON.parse(s));
+      } catch {
+        ctx.addIssue({ code: "custom", message: "COLUMN_MAP must be a JSON object of strings" });
+        return z.NEVER;
+      }
+    }),
+  MAX_FIELD_BYTES: positiveInt("MAX_FIELD_BYTES", 64 * 1024),
+  MAX_RECORD_BYTES: positiveInt("MAX_RECORD_BYTES", 1024 * 1024),
+});
+
+export const capillarySchema = z
+  .object({
+    CAPILLARY_BASE_URL: z.url({ error: "CAPILLARY_BASE_URL must be a URL" }),
+    CAPILLARY_AUTH: z.enum(["oauth", "basic"]).default("oauth"),
+    CAPILLARY_OAUTH_KEY: z.string().optional(),
+    CAPILLARY_OAUTH_SECRET: z.string().optional(),
+    CAPILLARY_USERNAME: z.string().optional(),
+    CAPILLARY_PASSWORD: z.string().optional(),
+    CAPILLARY_GROUP_IDS: z.preprocess(csv, z.array(z.string().regex(/^\d+$/, "group ids are digits"))).default([]),
+    CAPILLARY_GROUP_EXTERNAL_IDS: z.preprocess(csv, z.array(z.string())).default([]),
+    CAPILLARY_GROUP_SEARCH: z.preprocess(csv, z.array(z.string())).default([]),
+    CAPILLARY_RATE_PER_SECOND: positiveInt("CAPILLARY_RATE_PER_SECOND", 10),
+    CAPILLARY_TIMEOUT_MS: positiveInt("CAPILLARY_TIMEOUT_MS", 10_000),
+    CAPILLARY_MAX_RETRIES: z.coerce.number().int().min(0).default(4),
+    CAPILLARY_PAGE_SIZE: positiveInt("CAPILLARY_PAGE_SIZE", 100),
+  })
+  .superRefine((c, ctx) => {
+    if (c.CAPILLARY_AUTH === "oauth" && (!c.CAPILLARY_OAUTH_KEY || !c.CAPILLARY_OAUTH_SECRET)) {
+      ctx.addIssue({ code: "custom", message: "CAPILLARY_AUTH=oauth needs CAPILLARY_OAUTH_KEY and CAPILLARY_OAUTH_SECRET" });
+    }
+    if (c.CAPILLARY_AUTH === "basic" && (!c.CAPILLARY_USERNAME || !c.CAPILLARY_PASSWORD)) {
+      ctx.addIssue({ code: "custom", message: "CAPILLARY_AUTH=basic needs CAPILLARY_USERNAME and CAPILLARY_PASSWORD" });
+    }
+  });
+
+export type AwsConfig = z.infer<typeof awsSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type IngestConfig = z.infer<typeof ingestSchema>;
+export type CapillaryConfig = z.infer<typeof capillarySchema>;
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG_INVALID";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parse `env` with `schema`; throws a ConfigError listing every bad variable (values are never echoed). */
+export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const r = schema.safeParse(env);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  return r.data;
+}
