@@ -107,12 +107,22 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parse `env` with `schema`; throws a ConfigError listing every bad variable (values are never echoed). */
-export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
-  const r = schema.safeParse(env);
-  if (!r.success) {
-    const lines = r.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`);
-    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+type Infer<T extends readonly z.ZodType[]> = T extends readonly [infer H extends z.ZodType, ...infer R extends z.ZodType[]]
+  ? z.infer<H> & Infer<R>
+  : unknown;
+
+/**
+ * Parse `env` with each schema and merge the results; throws a ConfigError listing every bad variable by
+ * name (values are never echoed: they may be secrets).
+ */
+export function loadConfig<const T extends readonly z.ZodType[]>(env: NodeJS.ProcessEnv, ...schemas: T): Infer<T> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const schema of schemas) {
+    const r = schema.safeParse(env);
+    if (r.success) Object.assign(out, r.data);
+    else problems.push(...r.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`));
   }
-  return r.data;
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  return out as Infer<T>;
 }

@@ -18,6 +18,8 @@ export interface Membership {
   exitSeenAt: string | null;
   /** The first sync that saw this membership already saw it exited: its dates are unknown, it never counts. */
   firstSeenExited: boolean;
+  /** Earlier stints that ended in an observed exit before a rejoin (oldest first). */
+  previousStints: { joinedOn: string | null; exitSeenAt: string }[];
 }
 
 export interface GroupMeta {
