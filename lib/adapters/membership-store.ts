@@ -74,6 +74,8 @@ export interface MembershipStoreOptions {
   maxDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** BatchWrite requests in flight at once. Default 4. */
+  writeConcurrency?: number;
   /** Epoch milliseconds, for the lock's expiry. */
   nowMs?: () => number;
 }
@@ -102,6 +104,7 @@ export function createMembershipStore(
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
   const nowMs = options.nowMs ?? Date.now;
+  const writeConcurrency = Math.max(1, options.writeConcurrency ?? 4);
 
   /** Every item of a Query, following LastEvaluatedKey to the end (a fresh input per page). */
   async function* queryAll(input: QueryCommandInput): AsyncGenerator<Record<string, unknown>> {
@@ -166,8 +169,14 @@ export function createMembershipStore(
       const requests: WriteRequest[] = [...unique.values()].map((m) => ({
         PutRequest: { Item: { ...keys.membership(m.groupId, m.userId), type: "MEMBERSHIP", ...m } },
       }));
-      for (let i = 0; i < requests.length; i += BATCH_SIZE)
-        await writeBatch(requests.slice(i, i + BATCH_SIZE));
+      const batches: WriteRequest[][] = [];
+      for (let i = 0; i < requests.length; i += BATCH_SIZE) batches.push(requests.slice(i, i + BATCH_SIZE));
+      // A few batches in flight; each retries its own UnprocessedItems. The first failure is thrown.
+      const queue = batches[Symbol.iterator]();
+      const worker = async () => {
+        for (let b = queue.next(); !b.done; b = queue.next()) await writeBatch(b.value);
+      };
+      await Promise.all(Array.from({ length: Math.min(writeConcurrency, batches.length) }, worker));
       return requests.length;
     },
 

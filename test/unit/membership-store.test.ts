@@ -143,6 +143,23 @@ describe("putMemberships", () => {
     ]);
   });
 
+  it("keeps at most writeConcurrency batches in flight, and more than one", async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    mock.on(BatchWriteCommand).callsFake(async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      inFlight--;
+      return {};
+    });
+    const store = createMembershipStore(ddb, TABLE, { writeConcurrency: 3 });
+    const items = Array.from({ length: 250 }, (_, i) => m("42", String(i)));
+    expect(await store.putMemberships(items)).toBe(250);
+    expect(mock.commandCalls(BatchWriteCommand)).toHaveLength(10);
+    expect(maxInFlight).toBe(3);
+  });
+
   it("writes nothing for an empty list", async () => {
     const store = createMembershipStore(ddb, TABLE);
     expect(await store.putMemberships([])).toBe(0);
