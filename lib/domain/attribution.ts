@@ -67,13 +67,28 @@ function later(a: string | null, b: string | null): string | null {
   return a > b ? a : b;
 }
 
+type DateOf = (instant: string) => string;
+
+/** calendarDateIn for one zone, memoized: the exits of one sync share a few instants. */
+function dateOfIn(timeZone: string): DateOf {
+  const memo = new Map<string, string>();
+  return (instant) => {
+    let d = memo.get(instant);
+    if (d === undefined) {
+      d = calendarDateIn(instant, timeZone);
+      memo.set(instant, d);
+    }
+    return d;
+  };
+}
+
 /** The intervals of one membership, oldest stint first. */
-function intervalsOf(m: Membership, timeZone: string): Interval[] {
+function intervalsOf(m: Membership, dateOf: DateOf): Interval[] {
   if (m.firstSeenExited) return [];
   const out: Interval[] = [];
   let floor: string | null = null;
   for (const stint of m.previousStints) {
-    const until = calendarDateIn(stint.exitSeenAt, timeZone);
+    const until = dateOf(stint.exitSeenAt);
     out.push({ groupId: m.groupId, defaultGroup: m.defaultGroup, from: later(stint.joinedOn, floor), until });
     floor = later(floor, until);
   }
@@ -84,7 +99,7 @@ function intervalsOf(m: Membership, timeZone: string): Interval[] {
       groupId: m.groupId,
       defaultGroup: m.defaultGroup,
       from,
-      until: calendarDateIn(m.exitSeenAt, timeZone),
+      until: dateOf(m.exitSeenAt),
     });
   }
   return out.filter((i) => i.from === null || i.until === null || i.from < i.until);
@@ -123,7 +138,8 @@ export function groupOfMemberOn(
   timeZone: string,
 ): string | null {
   assertDate(date);
-  const intervals = memberships.flatMap((m) => intervalsOf(m, timeZone));
+  const dateOf = dateOfIn(timeZone);
+  const intervals = memberships.flatMap((m) => intervalsOf(m, dateOf));
   intervals.sort(byPriority);
   return pick(intervals, date);
 }
@@ -140,8 +156,9 @@ export interface AttributionIndex {
  */
 export function buildAttributionIndex(memberships: Iterable<Membership>, timeZone: string): AttributionIndex {
   const perUser = new Map<string, Interval[]>();
+  const dateOf = dateOfIn(timeZone);
   for (const m of memberships) {
-    const intervals = intervalsOf(m, timeZone);
+    const intervals = intervalsOf(m, dateOf);
     if (intervals.length === 0) continue;
     const list = perUser.get(m.userId);
     if (list) list.push(...intervals);
