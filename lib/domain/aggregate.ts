@@ -1,0 +1,328 @@
+/**
+ * The group report of one period (DESIGN.md "Report contract v1"), computed from the newest version of
+ * each staged row, attributed to groups by membership history, summed exactly (bigint thousandths).
+ * Pure: rows come in part by part (key-hash partitions), so memory is bounded by one part's rows.
+ */
+import { type AttributionIndex, compareGroupIds as compareIds } from "./attribution.ts";
+import { lastDayOf } from "./dates.ts";
+import { formatThousandths, parseThousandths } from "./decimal.ts";
+import type { GroupMeta, Membership } from "./membership.ts";
+
+/** Keeps the newest version of each key: row version, then delivery time, then file id (deterministic). */
+export class Upserter {
+  private readonly rows = new Map<
+    string,
+    { version: number; deliveredAt: number; fileId: string; values: string[] }
+  >();
+  add(key: string, version: number, deliveredAt: number, fileId: string, values: string[]): void {
+    const cur = this.rows.get(key);
+    if (
+      cur === undefined ||
+      version > cur.version ||
+      (version === cur.version &&
+        (deliveredAt > cur.deliveredAt || (deliveredAt === cur.deliveredAt && fileId > cur.fileId)))
+    ) {
+      this.rows.set(key, { version, deliveredAt, fileId, values });
+    }
+  }
+  *values(): IterableIterator<string[]> {
+    for (const r of this.rows.values()) yield r.values;
+  }
+  get size(): number {
+    return this.rows.size;
+  }
+}
+
+/** Which figures the delivered exports can supply at all (else the figure is empty, never 0). */
+export interface Capabilities {
+  points: boolean;
+  eventName: boolean;
+  redemptionSummary: boolean;
+  members: boolean;
+  rewards: boolean;
+}
+
+export const GROUP_SUMMARY_COLUMNS = [
+  "period",
+  "group_id",
+  "group_external_id",
+  "group_name",
+  "group_status",
+  "members_total",
+  "members_active_in_period",
+  "points_awarded",
+  "group_transaction_points",
+  "points_redeemed",
+  "points_expired",
+  "points_returned",
+  "points_reversed",
+  "group_wallet_redemptions",
+  "group_wallet_points_redeemed",
+  "member_redemptions",
+  "member_points_redeemed",
+  "members_points_balance",
+  "members_lifetime_points",
+  "members_lifetime_purchases",
+  "group_wallet_balance",
+  "group_tier",
+  "group_reward_redemptions",
+] as const;
+export type GroupSummaryRow = Record<(typeof GROUP_SUMMARY_COLUMNS)[number], string>;
+
+export const GROUP_MEMBERS_COLUMNS = [
+  "period",
+  "group_id",
+  "user_id",
+  "role",
+  "tier",
+  "points_awarded",
+  "points_redeemed",
+  "points_balance",
+  "lifetime_purchases",
+] as const;
+export type GroupMembersRow = Record<(typeof GROUP_MEMBERS_COLUMNS)[number], string>;
+
+export const UNATTRIBUTED_COLUMNS = [
+  "period",
+  "user_id",
+  "rows",
+  "points_awarded",
+  "points_redeemed",
+] as const;
+export type UnattributedRow = Record<(typeof UNATTRIBUTED_COLUMNS)[number], string>;
+
+/** Members snapshot row (staged columns): user_id, loyalty_points, lifetime_points, lifetime_purchased, tier, version. */
+export type MemberSnapshot = readonly string[];
+
+const REVERSED = new Set([
+  "redemption_reversal",
+  "redemption_reverted",
+  "expiry_reverted",
+  "redeemed_by_transfer_reverted",
+]);
+const RETURNED = new Set(["return", "return_historical"]);
+const MEMBER_REDEMPTION = new Set(["redemption", "redeemed"]);
+
+class GroupAcc {
+  awarded = 0n;
+  groupTxn = 0n;
+  redeemed = 0n;
+  expired = 0n;
+  returned = 0n;
+  reversed = 0n;
+  walletCount = 0;
+  walletSum = 0n;
+  memberCount = 0;
+  memberSum = 0n;
+  rewardCount = 0;
+  readonly active = new Set<string>();
+  /** per user: [awarded, redeemed] */
+  readonly perUser = new Map<string, [bigint, bigint]>();
+  user(u: string): [bigint, bigint] {
+    let v = this.perUser.get(u);
+    if (!v) {
+      v = [0n, 0n];
+      this.perUser.set(u, v);
+    }
+    return v;
+  }
+}
+
+const big = (s: string | undefined): bigint => (s === undefined || s === "" ? 0n : BigInt(s));
+
+export class PeriodAggregator {
+  private readonly groups = new Map<string, GroupAcc>();
+  private readonly unattributed = new Map<string, { rows: number; awarded: bigint; redeemed: bigint }>();
+
+  constructor(
+    readonly period: string,
+    private readonly attribution: AttributionIndex,
+  ) {}
+
+  private acc(groupId: string): GroupAcc {
+    let a = this.groups.get(groupId);
+    if (!a) {
+      a = new GroupAcc();
+      this.groups.set(groupId, a);
+    }
+    return a;
+  }
+
+  private unattr(userId: string) {
+    let u = this.unattributed.get(userId);
+    if (!u) {
+      u = { rows: 0, awarded: 0n, redeemed: 0n };
+      this.unattributed.set(userId, u);
+    }
+    return u;
+  }
+
+  /** Points row: event_id, user_id, event_date, allocated, deducted, deduction_type, event_name, version. */
+  addPoints(r: readonly string[]): void {
+    const [, userId = "", date = "", alloc, ded, dtype = "", ename = ""] = r;
+    if (date.slice(0, 7) !== this.period) return;
+    const allocated = big(alloc);
+    const deducted = big(ded);
+    const redeemed = dtype === "redeemed" ? deducted : 0n;
+    const g = this.attribution.groupOf(userId, date);
+    if (g === null) {
+      const u = this.unattr(userId);
+      u.rows++;
+      u.awarded += allocated;
+      u.redeemed += redeemed;
+      return;
+    }
+    const a = this.acc(g);
+    a.active.add(userId);
+    a.awarded += allocated;
+    if (ename === "grouptransactionadd") a.groupTxn += allocated;
+    if (dtype === "redeemed") a.redeemed += deducted;
+    else if (dtype === "expired") a.expired += deducted;
+    else if (RETURNED.has(dtype)) a.returned += deducted;
+    else if (REVERSED.has(dtype)) a.reversed += deducted;
+    const pu = a.user(userId);
+    pu[0] += allocated;
+    pu[1] += redeemed;
+  }
+
+  /** Redemption Summary row: event_id, user_id, event_date, points_redeemed, redemption_type, version. */
+  addRedemption(r: readonly string[]): void {
+    const [, userId = "", date = "", pts, rtype = ""] = r;
+    if (date.slice(0, 7) !== this.period) return;
+    const g = this.attribution.groupOf(userId, date);
+    if (g === null) {
+      this.unattr(userId).rows++;
+      return;
+    }
+    const a = this.acc(g);
+    a.active.add(userId);
+    if (rtype === "group_redemption") {
+      a.walletCount++;
+      a.walletSum += big(pts);
+    } else if (MEMBER_REDEMPTION.has(rtype)) {
+      a.memberCount++;
+      a.memberSum += big(pts);
+    }
+  }
+
+  /** Reward row: reward_id, user_id, event_date, group_flag, version. */
+  addReward(r: readonly string[]): void {
+    const [, userId = "", date = "", flag] = r;
+    if (date.slice(0, 7) !== this.period || flag !== "1") return;
+    const g = this.attribution.groupOf(userId, date);
+    if (g !== null) this.acc(g).rewardCount++;
+  }
+
+  /**
+   * The report rows. `today` (YYYY-MM-DD in the report time zone) decides the members_total date of the
+   * current month; `memberships` gives roles; `members` is the newest Members snapshot per user.
+   */
+  finish(input: {
+    groups: readonly GroupMeta[];
+    memberships: readonly Membership[];
+    members: ReadonlyMap<string, MemberSnapshot>;
+    capabilities: Capabilities;
+    today: string;
+  }): { groupSummary: GroupSummaryRow[]; groupMembers: GroupMembersRow[]; unattributed: UnattributedRow[] } {
+    const { capabilities: cap } = input;
+    const p = this.period;
+    const last = lastDayOf(p);
+    const onDate = input.today.slice(0, 7) === p && input.today < last ? input.today : last;
+
+    // members_total: each user counts in the one group it is attributed to on `onDate`.
+    const totals = new Map<string, Set<string>>();
+    const roles = new Map<string, string | null>();
+    for (const m of input.memberships) {
+      roles.set(`${m.groupId}|${m.userId}`, m.role);
+      const g = this.attribution.groupOf(m.userId, onDate);
+      if (g !== m.groupId) continue;
+      let set = totals.get(g);
+      if (!set) {
+        set = new Set();
+        totals.set(g, set);
+      }
+      set.add(m.userId);
+    }
+
+    const dec = (on: boolean, v: bigint) => (on ? formatThousandths(v) : "");
+    const num = (on: boolean, v: number) => (on ? String(v) : "");
+    const snap = (u: string, i: 1 | 2 | 3) => {
+      const v = input.members.get(u)?.[i];
+      return v === undefined || v === "" ? null : BigInt(v);
+    };
+
+    const groupSummary: GroupSummaryRow[] = [];
+    const groupMembers: GroupMembersRow[] = [];
+    const sorted = [...input.groups].sort((a, b) => compareIds(a.groupId, b.groupId));
+    for (const g of sorted) {
+      const a = this.groups.get(g.groupId) ?? new GroupAcc();
+      const members = totals.get(g.groupId) ?? new Set<string>();
+      let balance = 0n;
+      let lifetime = 0n;
+      let purchases = 0n;
+      for (const u of members) {
+        balance += snap(u, 1) ?? 0n;
+        lifetime += snap(u, 2) ?? 0n;
+        purchases += snap(u, 3) ?? 0n;
+      }
+      let wallet: bigint | null = null;
+      for (const prog of g.programs) {
+        const t = parseThousandths(prog.loyaltyPoints);
+        if (typeof t === "number") wallet = (wallet ?? 0n) + BigInt(t);
+      }
+      groupSummary.push({
+        period: p,
+        group_id: g.groupId,
+        group_external_id: g.externalId ?? "",
+        group_name: g.name,
+        group_status: g.status,
+        members_total: String(members.size),
+        members_active_in_period: String(a.active.size),
+        points_awarded: dec(cap.points, a.awarded),
+        group_transaction_points: dec(cap.points && cap.eventName, a.groupTxn),
+        points_redeemed: dec(cap.points, a.redeemed),
+        points_expired: dec(cap.points, a.expired),
+        points_returned: dec(cap.points, a.returned),
+        points_reversed: dec(cap.points, a.reversed),
+        group_wallet_redemptions: num(cap.redemptionSummary, a.walletCount),
+        group_wallet_points_redeemed: dec(cap.redemptionSummary, a.walletSum),
+        member_redemptions: num(cap.redemptionSummary, a.memberCount),
+        member_points_redeemed: dec(cap.redemptionSummary, a.memberSum),
+        members_points_balance: dec(cap.members, balance),
+        members_lifetime_points: dec(cap.members, lifetime),
+        members_lifetime_purchases: dec(cap.members, purchases),
+        group_wallet_balance: wallet === null ? "" : formatThousandths(wallet),
+        group_tier: g.programs[0]?.currentSlab ?? "",
+        group_reward_redemptions: num(cap.rewards, a.rewardCount),
+      });
+
+      const users = new Set<string>([...members, ...a.active]);
+      for (const u of [...users].sort(compareIds)) {
+        const pu = a.perUser.get(u);
+        const s = input.members.get(u);
+        groupMembers.push({
+          period: p,
+          group_id: g.groupId,
+          user_id: u,
+          role: roles.get(`${g.groupId}|${u}`) ?? "",
+          tier: s?.[4] ?? "",
+          points_awarded: dec(cap.points, pu?.[0] ?? 0n),
+          points_redeemed: dec(cap.points, pu?.[1] ?? 0n),
+          points_balance: s && s[1] !== "" ? formatThousandths(big(s[1])) : "",
+          lifetime_purchases: s && s[3] !== "" ? formatThousandths(big(s[3])) : "",
+        });
+      }
+    }
+
+    const unattributed: UnattributedRow[] = [...this.unattributed.entries()]
+      .sort(([a], [b]) => compareIds(a, b))
+      .map(([userId, u]) => ({
+        period: p,
+        user_id: userId,
+        rows: String(u.rows),
+        points_awarded: dec(cap.points, u.awarded),
+        points_redeemed: dec(cap.points, u.redeemed),
+      }));
+    return { groupSummary, groupMembers, unattributed };
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Row validation and normalization, hand-coded per template (the hot path: no per-row schema library).
+ * A row becomes a staged row (fixed columns per dataset) or a reject naming the field and the reason.
+ */
+import { dateTimeVersion, parseDate, parseEpochMs, type ZonedCalendar } from "./dates.ts";
+import { type DecimalError, decimalErrorText, parseThousandths } from "./decimal.ts";
+import type { DetectedTemplate, TemplateName } from "./templates.ts";
+
+/** Staged columns per dataset; the first column is the upsert key. Decimals are integer thousandths. */
+export const STAGED_COLUMNS = {
+  points: [
+    "event_id",
+    "user_id",
+    "event_date",
+    "allocated",
+    "deducted",
+    "deduction_type",
+    "event_name",
+    "version",
+  ],
+  points_redemption_summary: [
+    "event_id",
+    "user_id",
+    "event_date",
+    "points_redeemed",
+    "redemption_type",
+    "version",
+  ],
+  members: ["user_id", "loyalty_points", "lifetime_points", "lifetime_purchased", "tier", "version"],
+  rewards: ["reward_id", "user_id", "event_date", "group_flag", "version"],
+} as const satisfies Record<TemplateName, readonly string[]>;
+
+export interface StagedRow {
+  /** The upsert key (event id, or user id for Members). */
+  key: string;
+  /** YYYY-MM of the event date; null for snapshot datasets (Members), which the caller places. */
+  period: string | null;
+  values: string[];
+}
+
+export interface RowReject {
+  /** The header name of the offending column as delivered, or "(record)". */
+  field: string;
+  reason: string;
+}
+
+export type Normalizer = (fields: readonly string[]) => StagedRow | RowReject;
+
+const NULLS = new Set(["", "null", "\\n", "not captured", "n/a"]);
+
+/** Null sentinels (DESIGN.md): empty, NULL, null, \N, Not Captured; `-1` too in id columns. */
+export function isNullish(v: string): boolean {
+  if (v.length === 0) return true;
+  if (v.length > 12) return false;
+  return NULLS.has(v.trim().toLowerCase());
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+export interface NormalizeOptions {
+  calendar: ZonedCalendar;
+  /** Optional number locale allowing grouping separators, e.g. {group: ",", decimal: "."}. */
+  numberLocale?: { group: string; decimal: string } | undefined;
+}
+
+class Reject {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {}
+}
+
+/** Build the normalizer for a detected header. */
+export function createNormalizer(
+  detected: DetectedTemplate,
+  header: readonly string[],
+  opts: NormalizeOptions,
+): Normalizer {
+  const { columns } = detected;
+  const width = header.length;
+  const col = (name: string): number => columns.get(name) ?? -1;
+  const label = (idx: number): string => header[idx] ?? "(record)";
+  const get = (fields: readonly string[], idx: number): string => (idx < 0 ? "" : (fields[idx] ?? "")).trim();
+
+  const id = (fields: readonly string[], idx: number, what: string): string => {
+    const v = get(fields, idx);
+    if (isNullish(v) || v === "-1") throw new Reject(label(idx), `${what} is missing`);
+    if (!isDigits(v)) throw new Reject(label(idx), `${what} is not a numeric id`);
+    return v;
+  };
+  const date = (fields: readonly string[], idx: number): string => {
+    const v = get(fields, idx);
+    if (isNullish(v)) throw new Reject(label(idx), "date is missing");
+    const d = parseDate(v, opts.calendar);
+    if (d === "BAD_DATE") throw new Reject(label(idx), `not a date: ${JSON.stringify(v.slice(0, 40))}`);
+    return d;
+  };
+  const dec = (fields: readonly string[], idx: number): string => {
+    if (idx < 0) return "";
+    const v = get(fields, idx);
+    if (isNullish(v)) return "";
+    const t = parseThousandths(v, opts.numberLocale);
+    if (typeof t !== "number") throw new Reject(label(idx), decimalErrorText[t as DecimalError]);
+    return String(t);
+  };
+  const text = (fields: readonly string[], idx: number): string => {
+    const v = get(fields, idx);
+    return isNullish(v) ? "" : v.toLowerCase();
+  };
+  const epochVersion = (fields: readonly string[], idx: number): number => {
+    const v = get(fields, idx);
+    if (isNullish(v)) return 0;
+    const ms = parseEpochMs(v);
+    if (ms === "BAD_DATE") throw new Reject(label(idx), "not an epoch time");
+    return ms;
+  };
+
+  const build = (fn: (fields: readonly string[]) => StagedRow): Normalizer => {
+    return (fields) => {
+      if (fields.length !== width) {
+        return { field: "(record)", reason: `expected ${width} fields, got ${fields.length}` };
+      }
+      try {
+        return fn(fields);
+      } catch (e) {
+        if (e instanceof Reject) return { field: e.field, reason: e.reason };
+        throw e;
+      }
+    };
+  };
+
+  switch (detected.template.name) {
+    case "points": {
+      const cEvent = col("event_id");
+      const cUser = col("dim_event_user_id");
+      const cDate = col("dim_event_date_id");
+      const cAlloc = col("allocated_points");
+      const cDed = col("deducted_points");
+      const cType = col("dim_deduction_type_id");
+      const cName = col("event_name");
+      const cLuDate = col("dim_latest_updated_date_id");
+      const cLuTime = col("dim_latest_updated_time_id");
+      const cAuto = col("auto_update_time");
+      return build((r) => {
+        const eventId = id(r, cEvent, "event id");
+        const userId = id(r, cUser, "user id");
+        const d = date(r, cDate);
+        const alloc = dec(r, cAlloc);
+        const ded = dec(r, cDed);
+        let version = cLuDate >= 0 ? dateTimeVersion(get(r, cLuDate), get(r, cLuTime)) : 0;
+        if (version === 0 && cAuto >= 0) version = epochVersion(r, cAuto);
+        return {
+          key: eventId,
+          period: d.slice(0, 7),
+          values: [eventId, userId, d, alloc, ded, text(r, cType), text(r, cName), String(version)],
+        };
+      });
+    }
+    case "points_redemption_summary": {
+      const cEvent = col("event_id");
+      const cUser = col("dim_event_user_id");
+      const cDate = col("dim_event_date_id");
+      const cTime = col("points_redemption_time");
+      const cPts = col("points_redeemed");
+      const cType = col("dim_redemption_type_id");
+      const cAuto = col("auto_update_time");
+      return build((r) => {
+        const eventId = id(r, cEvent, "event id");
+        const userId = id(r, cUser, "user id");
+        const d = cDate >= 0 && !isNullish(get(r, cDate)) ? date(r, cDate) : date(r, cTime);
+        const pts = dec(r, cPts);
+        let version = cAuto >= 0 ? epochVersion(r, cAuto) : 0;
+        if (version === 0 && cTime >= 0) version = epochVersion(r, cTime);
+        return {
+          key: eventId,
+          period: d.slice(0, 7),
+          values: [eventId, userId, d, pts, text(r, cType), String(version)],
+        };
+      });
+    }
+    case "members": {
+      const cUser = col("dim_event_user_id");
+      const cBal = col("loyalty_points");
+      const cLife = col("lifetime_points");
+      const cPurch = col("lifetime_purchased");
+      const cTier = col("slab_name");
+      const cAuto = col("auto_update_time");
+      return build((r) => {
+        const userId = id(r, cUser, "user id");
+        const tier = get(r, cTier);
+        return {
+          key: userId,
+          period: null,
+          values: [
+            userId,
+            dec(r, cBal),
+            dec(r, cLife),
+            dec(r, cPurch),
+            isNullish(tier) ? "" : tier,
+            String(cAuto >= 0 ? epochVersion(r, cAuto) : 0),
+          ],
+        };
+      });
+    }
+    case "rewards": {
+      const cId = col("reward_transaction_id");
+      const cUser = col("dim_event_user_id");
+      const cDate = col("dim_event_date_id");
+      const cFlag = col("group_loyalty_redemption");
+      const cAuto = col("auto_update_time");
+      return build((r) => {
+        const rid = id(r, cId, "transaction id");
+        const userId = id(r, cUser, "user id");
+        const d = date(r, cDate);
+        const flagText = text(r, cFlag);
+        let flag: string;
+        if (flagText === "1" || flagText === "true" || flagText === "yes") flag = "1";
+        else if (flagText === "0" || flagText === "false" || flagText === "no" || flagText === "") flag = "0";
+        else throw new Reject(label(cFlag), "not a 0/1 flag");
+        return {
+          key: rid,
+          period: d.slice(0, 7),
+          values: [rid, userId, d, flag, String(cAuto >= 0 ? epochVersion(r, cAuto) : 0)],
+        };
+      });
+    }
+  }
+}
+
+export function isReject(r: StagedRow | RowReject): r is RowReject {
+  return (r as RowReject).reason !== undefined;
+}

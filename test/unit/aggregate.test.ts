@@ -1,0 +1,246 @@
+import { describe, expect, it } from "vitest";
+import { type Capabilities, PeriodAggregator, Upserter } from "../../lib/domain/aggregate.ts";
+import { buildAttributionIndex } from "../../lib/domain/attribution.ts";
+import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import { parseThousandths } from "../../lib/domain/decimal.ts";
+import { renderCsv, safeCell } from "../../lib/domain/report.ts";
+
+const TZ = "UTC";
+const ALL: Capabilities = {
+  points: true,
+  eventName: true,
+  redemptionSummary: true,
+  members: true,
+  rewards: true,
+};
+
+function m(groupId: string, userId: string, over: Partial<Membership> = {}): Membership {
+  return {
+    groupId,
+    userId,
+    role: "SECONDARY",
+    primaryMember: false,
+    defaultGroup: false,
+    active: true,
+    joinedOn: "2026-01-01",
+    firstSeenAt: "2026-12-01T00:00:00Z",
+    lastSeenAt: "2026-12-01T00:00:00Z",
+    exitSeenAt: null,
+    firstSeenExited: false,
+    previousStints: [],
+    ...over,
+  };
+}
+
+function g(groupId: string, loyaltyPoints = "100.5", currentSlab = "Gold"): GroupMeta {
+  return {
+    groupId,
+    externalId: `ext-${groupId}`,
+    name: `Group ${groupId}`,
+    status: "ACTIVE",
+    programs: [
+      { programId: "1", loyaltyPoints, currentSlab },
+      { programId: "2", loyaltyPoints: "0.25", currentSlab: "Silver" },
+    ],
+    syncedAt: "2026-12-01T00:00:00Z",
+  };
+}
+
+// points row: event_id, user_id, event_date, allocated, deducted, deduction_type, event_name, version
+/** Staged decimals are integer thousandths. */
+const th = (decimal: string) => String(parseThousandths(decimal));
+const pts = (id: string, user: string, date: string, alloc: string, ded = "0", type = "", name = "") => [
+  id,
+  user,
+  date,
+  th(alloc),
+  th(ded),
+  type,
+  name,
+  "0",
+];
+// redemption row: event_id, user_id, event_date, points_redeemed, redemption_type, version
+const red = (id: string, user: string, date: string, points: string, type: string) => [
+  id,
+  user,
+  date,
+  th(points),
+  type,
+  "0",
+];
+
+function run(memberships: Membership[], groups: GroupMeta[], feed: (a: PeriodAggregator) => void, cap = ALL) {
+  const agg = new PeriodAggregator("2026-10", buildAttributionIndex(memberships, TZ));
+  feed(agg);
+  return agg.finish({
+    groups,
+    memberships,
+    members: new Map([
+      // staged Members rows: decimals in thousandths
+      ["1", ["1", "1000000", "5000000", "250750", "Gold", "0"]],
+      ["2", ["2", "-20500", "100000", "", "Silver", "0"]],
+    ]),
+    capabilities: cap,
+    today: "2026-12-03",
+  });
+}
+
+describe("newest version wins (invariant 2)", () => {
+  it("keeps the highest version, then the latest delivery, then the larger file id", () => {
+    const u = new Upserter();
+    u.add("e1", 5, 100, "a", ["old"]);
+    u.add("e1", 7, 50, "b", ["new"]);
+    u.add("e1", 6, 999, "c", ["older-but-later-delivery"]);
+    u.add("e2", 1, 100, "a", ["first"]);
+    u.add("e2", 1, 200, "b", ["redelivered"]);
+    u.add("e3", 1, 100, "b", ["b"]);
+    u.add("e3", 1, 100, "a", ["a"]);
+    expect([...u.values()]).toEqual([["new"], ["redelivered"], ["b"]]);
+  });
+});
+
+describe("PeriodAggregator", () => {
+  it("sums every figure per group, exactly, by deduction and redemption type", () => {
+    const r = run([m("10", "1"), m("10", "2")], [g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-01", "100.1", "0", "", "grouptransactionadd"));
+      a.addPoints(pts("2", "2", "2026-10-02", "0.2"));
+      a.addPoints(pts("3", "1", "2026-10-03", "0", "10.5", "redeemed"));
+      a.addPoints(pts("4", "1", "2026-10-03", "0", "1", "expired"));
+      a.addPoints(pts("5", "1", "2026-10-03", "0", "2", "return"));
+      a.addPoints(pts("6", "1", "2026-10-03", "0", "3", "return_historical"));
+      a.addPoints(pts("7", "1", "2026-10-03", "0", "4", "redemption_reversal"));
+      a.addPoints(pts("8", "1", "2026-10-03", "0", "5", "expiry_reverted"));
+      a.addPoints(pts("9", "2", "2026-11-01", "999")); // another period: ignored
+      a.addRedemption(red("20", "2", "2026-10-05", "7.125", "group_redemption"));
+      a.addRedemption(red("21", "1", "2026-10-05", "3", "redemption"));
+      a.addRedemption(red("22", "1", "2026-10-05", "3", "reversal"));
+      a.addReward(["30", "1", "2026-10-07", "1", "0"]);
+      a.addReward(["31", "1", "2026-10-07", "0", "0"]);
+    });
+    const [row] = r.groupSummary;
+    expect(row).toMatchObject({
+      period: "2026-10",
+      group_id: "10",
+      members_total: "2",
+      members_active_in_period: "2",
+      points_awarded: "100.3",
+      group_transaction_points: "100.1",
+      points_redeemed: "10.5",
+      points_expired: "1",
+      points_returned: "5",
+      points_reversed: "9",
+      group_wallet_redemptions: "1",
+      group_wallet_points_redeemed: "7.125",
+      member_redemptions: "1",
+      member_points_redeemed: "3",
+      members_points_balance: "979.5",
+      members_lifetime_points: "5100",
+      members_lifetime_purchases: "250.75",
+      group_wallet_balance: "100.75",
+      group_tier: "Gold",
+      group_reward_redemptions: "1",
+    });
+  });
+
+  it("shows empty, never 0, where the exports cannot supply a figure; 0 where they can", () => {
+    const r = run([m("10", "1")], [g("10"), g("11")], () => undefined, {
+      points: true,
+      eventName: false,
+      redemptionSummary: false,
+      members: false,
+      rewards: false,
+    });
+    const [a, b] = r.groupSummary;
+    for (const row of [a, b]) {
+      expect(row?.points_awarded).toBe("0");
+      expect(row?.group_transaction_points).toBe("");
+      expect(row?.group_wallet_redemptions).toBe("");
+      expect(row?.member_points_redeemed).toBe("");
+      expect(row?.members_points_balance).toBe("");
+      expect(row?.group_reward_redemptions).toBe("");
+    }
+    expect(b?.members_total).toBe("0");
+  });
+
+  it("attributes by membership on the event date; unattributed rows are reported per member", () => {
+    const ms = [
+      m("10", "1", { joinedOn: "2026-10-15" }), // joined mid-period
+      m("9", "2", { active: false, exitSeenAt: "2026-12-01T00:00:00Z" }), // exit observed later: counts
+      m("9", "3", { active: false, firstSeenExited: true }), // first seen exited: never
+      m("10", "4", { defaultGroup: true }),
+      m("9", "4"), // default wins over the smaller id
+      m("10", "5"),
+      m("9", "5"), // no default: numerically smallest id (9 < 10)
+    ];
+    const r = run(ms, [g("9"), g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-14", "1"));
+      a.addPoints(pts("2", "1", "2026-10-15", "2"));
+      a.addPoints(pts("3", "2", "2026-10-20", "4"));
+      a.addPoints(pts("4", "3", "2026-10-20", "8"));
+      a.addPoints(pts("5", "4", "2026-10-20", "16"));
+      a.addPoints(pts("6", "5", "2026-10-20", "32"));
+      a.addPoints(pts("7", "6", "2026-10-20", "64", "1", "REDEEMED".toLowerCase()));
+      a.addRedemption(red("8", "6", "2026-10-21", "1", "redemption"));
+    });
+    const byGroup = Object.fromEntries(r.groupSummary.map((x) => [x.group_id, x]));
+    expect(r.groupSummary.map((x) => x.group_id)).toEqual(["9", "10"]);
+    expect(byGroup["9"]?.points_awarded).toBe("36");
+    expect(byGroup["10"]?.points_awarded).toBe("18");
+    expect(byGroup["9"]?.members_total).toBe("2"); // users 2 and 5
+    expect(byGroup["10"]?.members_total).toBe("2"); // users 1 and 4
+    expect(r.unattributed).toEqual([
+      { period: "2026-10", user_id: "1", rows: "1", points_awarded: "1", points_redeemed: "0" },
+      { period: "2026-10", user_id: "3", rows: "1", points_awarded: "8", points_redeemed: "0" },
+      { period: "2026-10", user_id: "6", rows: "2", points_awarded: "64", points_redeemed: "1" },
+    ]);
+  });
+
+  it("counts members_total on today's date for the current month", () => {
+    const ms = [m("10", "1", { joinedOn: "2026-12-10" }), m("10", "2", { joinedOn: "2026-12-02" })];
+    const agg = new PeriodAggregator("2026-12", buildAttributionIndex(ms, TZ));
+    const r = agg.finish({
+      groups: [g("10")],
+      memberships: ms,
+      members: new Map(),
+      capabilities: ALL,
+      today: "2026-12-03",
+    });
+    expect(r.groupSummary[0]?.members_total).toBe("1");
+  });
+
+  it("lists group members with their figures", () => {
+    const r = run([m("10", "1", { role: "PRIMARY" })], [g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-01", "5"));
+      a.addPoints(pts("2", "1", "2026-10-01", "0", "2", "redeemed"));
+    });
+    expect(r.groupMembers).toEqual([
+      {
+        period: "2026-10",
+        group_id: "10",
+        user_id: "1",
+        role: "PRIMARY",
+        tier: "Gold",
+        points_awarded: "5",
+        points_redeemed: "2",
+        points_balance: "1000",
+        lifetime_purchases: "250.75",
+      },
+    ]);
+  });
+});
+
+describe("report cells are safe to open in a spreadsheet", () => {
+  it.each([
+    ['=HYPERLINK("x")', '\'=HYPERLINK("x")'],
+    ["+1+2", "'+1+2"],
+    ["@SUM(A1)", "'@SUM(A1)"],
+    ["-cmd", "'-cmd"],
+    ["-12.5", "-12.5"],
+    ["Gold", "Gold"],
+    ["", ""],
+  ])("%s -> %s", (v, want) => expect(safeCell(v)).toBe(want));
+
+  it("renders RFC 4180 CSV with CRLF and quotes where needed", () => {
+    expect(renderCsv(["a", "b"], [{ a: 'x,"y"', b: "=1" }])).toBe('a,b\r\n"x,""y""",\'=1\r\n');
+  });
+});
