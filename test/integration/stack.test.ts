@@ -1,4 +1,8 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
@@ -14,6 +18,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import type { S3Event, S3EventRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ensureDynamoDbLocal } from "../../infra/dynamodb-local.ts";
 import { provision } from "../../infra/provision.ts";
 import { encodeS3EventKey, type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import { startStack } from "../../infra/stack.ts";
@@ -390,12 +395,22 @@ describe("provision", () => {
 describe("startStack", () => {
   it("starts everything on 127.0.0.1, dispatches events and stops without leaving java behind", async () => {
     const t0 = Date.now();
-    const stack = await startStack();
+    const credentials = {
+      oauth: { key: "stack-key", secret: "stack-secret" },
+      basic: { username: "stack-user", password: "stack-pass" },
+    };
+    const stack = await startStack({ capillary: { state: { groups: [] }, credentials } });
     const startMs = Date.now() - t0;
     console.info(`startStack: ${startMs} ms`, stack.startupMs);
     let stopped = false;
     try {
-      for (const url of [stack.s3Endpoint, stack.s3UpstreamEndpoint, stack.dynamoEndpoint]) {
+      expect(stack.capillaryUrl).toBe(stack.capillary?.url);
+      for (const url of [
+        stack.s3Endpoint,
+        stack.s3UpstreamEndpoint,
+        stack.dynamoEndpoint,
+        stack.capillaryUrl ?? "",
+      ]) {
         expect(new URL(url).hostname).toBe("127.0.0.1");
       }
       expect(stack.env()).toEqual({
@@ -405,6 +420,7 @@ describe("startStack", () => {
         S3_ENDPOINT: stack.s3Endpoint,
         S3_FORCE_PATH_STYLE: "true",
         DYNAMODB_ENDPOINT: stack.dynamoEndpoint,
+        CAPILLARY_BASE_URL: stack.capillaryUrl,
       });
       const s3 = s3ClientFor(stack.s3Endpoint);
       await s3.send(new CreateBucketCommand({ Bucket: "glr-exports" }));
@@ -423,6 +439,25 @@ describe("startStack", () => {
       if (posix) expect(await javaOnPort(port)).toBe(false);
     } finally {
       if (!stopped) await stack.stop();
+    }
+  });
+});
+
+describe("ensureDynamoDbLocal", () => {
+  it("installs only the jar and its lib, once, even when two installs race", async () => {
+    const base = await mkdtemp(join(tmpdir(), "glr-ddb-"));
+    const dir = join(base, "ddb");
+    try {
+      const [a, b] = await Promise.all([ensureDynamoDbLocal(dir), ensureDynamoDbLocal(dir)]);
+      expect(a).toBe(dir);
+      expect(b).toBe(dir);
+      expect((await readdir(dir)).sort()).toEqual(["DynamoDBLocal.jar", "DynamoDBLocal_lib"]);
+      expect(existsSync(join(dir, "DynamoDBLocal_lib", "sqlite4java.jar"))).toBe(true);
+      const t0 = Date.now();
+      expect(await ensureDynamoDbLocal(dir)).toBe(dir);
+      expect(Date.now() - t0).toBeLessThan(500);
+    } finally {
+      await rm(base, { recursive: true, force: true });
     }
   });
 });
