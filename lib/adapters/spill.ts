@@ -1,0 +1,90 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGzip, constants as zc, type Gzip } from "node:zlib";
+
+/**
+ * Local spill files for staged output: one text sink per (dataset, period, part) and one for rejects,
+ * written through reused string buffers, gzip level 1 where asked (DESIGN.md performance facts), so that
+ * memory stays flat whatever the input size. Uploaded when the input is fully read.
+ */
+const FLUSH_AT = 64 * 1024;
+
+export class SpillFile {
+  private buf = "";
+  private readonly out: Gzip | WriteStream;
+  private readonly file: WriteStream;
+  rows = 0;
+  constructor(
+    readonly path: string,
+    gzip: boolean,
+  ) {
+    this.file = createWriteStream(path);
+    if (gzip) {
+      const z = createGzip({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
+      z.pipe(this.file);
+      this.out = z;
+    } else {
+      this.out = this.file;
+    }
+  }
+
+  /** Append one line (without line end). Returns false when the writer wants the caller to wait (drain()). */
+  line(text: string): boolean {
+    this.buf += text;
+    this.buf += "\n";
+    this.rows++;
+    if (this.buf.length >= FLUSH_AT) return this.flush();
+    return true;
+  }
+
+  private flush(): boolean {
+    if (this.buf.length === 0) return true;
+    const ok = this.out.write(this.buf);
+    this.buf = "";
+    return ok;
+  }
+
+  get needsDrain(): boolean {
+    return this.out.writableNeedDrain;
+  }
+
+  drain(): Promise<void> {
+    return this.out.writableNeedDrain
+      ? new Promise((r) => this.out.once("drain", () => r()))
+      : Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+    await new Promise<void>((resolve, reject) => {
+      this.file.once("finish", () => resolve());
+      this.file.once("error", reject);
+      this.out.once("error", reject);
+      this.out.end();
+    });
+  }
+
+  destroy(): void {
+    this.out.destroy();
+    this.file.destroy();
+  }
+}
+
+export class SpillDir {
+  private constructor(readonly dir: string) {}
+
+  static async create(base = tmpdir()): Promise<SpillDir> {
+    await mkdir(base, { recursive: true });
+    return new SpillDir(await mkdtemp(join(base, "glr-")));
+  }
+
+  file(name: string, gzip: boolean): SpillFile {
+    return new SpillFile(join(this.dir, name), gzip);
+  }
+
+  async remove(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

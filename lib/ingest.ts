@@ -1,0 +1,321 @@
+/**
+ * Ingest one delivered export object: unpack, parse, validate and normalize every row, stage accepted
+ * rows by (dataset, period, key-hash part), write every rejected row to `rejects/<fileId>.csv`, and record
+ * the counts in the ledger. Staged objects count only once the ledger entry is COMMITTED, so a crash
+ * midway leaves nothing the aggregation would read; a retry rewrites the same keys (same fileId).
+ */
+import type { Log } from "./logger.ts";
+import { createHash } from "node:crypto";
+import type { LedgerEntry, LedgerStore, EntryStats, StagedObject } from "./adapters/ledger-store.ts";
+import type { S3Objects } from "./adapters/s3-objects.ts";
+import { SpillDir, type SpillFile } from "./adapters/spill.ts";
+import { UnpackError, unpack } from "./adapters/unpack.ts";
+import { CsvParser, encodeCsvRecord, type CsvError } from "./domain/csv.ts";
+import type { ZonedCalendar } from "./domain/dates.ts";
+import { createNormalizer, isReject, STAGED_COLUMNS, type Normalizer } from "./domain/normalize.ts";
+import { partOf, stagedKey } from "./domain/partition.ts";
+import { type ColumnMap, describeHeader, detectTemplate, type TemplateName } from "./domain/templates.ts";
+
+export interface DeliveredObject {
+  bucket: string;
+  /** Decoded key. */
+  key: string;
+  size: number;
+  eTag: string;
+  sequencer: string;
+  /** When S3 reported the object created (ISO). */
+  eventTime: string;
+}
+
+export interface IngestSettings {
+  stagingBucket: string;
+  partitions: number;
+  calendar: ZonedCalendar;
+  columnMap: ColumnMap;
+  maxFieldBytes: number;
+  maxRecordBytes: number;
+  numberLocale?: { group: string; decimal: string } | undefined;
+  tmpDir?: string | undefined;
+}
+
+export interface IngestDeps {
+  objects: S3Objects;
+  ledger: LedgerStore;
+  settings: IngestSettings;
+  now: () => Date;
+  log: Log;
+}
+
+export type IngestOutcome =
+  | {
+      status: "COMMITTED" | "REJECTED";
+      fileId: string;
+      rowsRead: number;
+      rowsAccepted: number;
+      rowsRejected: number;
+      periods: string[];
+    }
+  | { status: "DUPLICATE" | "SKIPPED"; fileId: string; reason: string };
+
+export const EXPORTS_PREFIX = "exports/";
+
+export class IngestError extends Error {
+  constructor(
+    readonly code: "KEY_OUTSIDE_EXPORTS",
+    message: string,
+  ) {
+    super(message);
+    this.name = "IngestError";
+  }
+}
+
+/** Deterministic id of one version of one object: the same delivery always maps to the same staged keys. */
+export function fileIdOf(bucket: string, key: string, eTag: string): string {
+  return createHash("sha256").update(`${bucket}\n${key}\n${eTag}`).digest("hex").slice(0, 32);
+}
+
+const REJECT_HEADER = encodeCsvRecord(["file", "line", "field", "reason", "raw"]);
+
+export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Promise<IngestOutcome> {
+  const { ledger, settings, log } = deps;
+  if (!obj.key.startsWith(EXPORTS_PREFIX)) {
+    throw new IngestError(
+      "KEY_OUTSIDE_EXPORTS",
+      `refusing s3://${obj.bucket}/${obj.key}: only ${EXPORTS_PREFIX} is ingested`,
+    );
+  }
+  const fileId = fileIdOf(obj.bucket, obj.key, obj.eTag);
+  const ctx = { fileId, key: obj.key, eTag: obj.eTag };
+  const previous = await ledger.get(fileId);
+  if (previous && previous.status !== "PROCESSING" && previous.status !== "FAILED") {
+    log.info("duplicate delivery ignored", { ...ctx, status: previous.status });
+    return { status: "DUPLICATE", fileId, reason: `already ${previous.status}` };
+  }
+  const base: LedgerEntry = {
+    fileId,
+    bucket: obj.bucket,
+    sourceKey: obj.key,
+    eTag: obj.eTag,
+    size: obj.size,
+    sequencer: obj.sequencer,
+    deliveredAt: obj.eventTime,
+    status: "PROCESSING",
+    reason: null,
+    attempts: (previous?.attempts ?? 0) + 1,
+    entries: [],
+    staged: [],
+    periods: [],
+    rejectsKey: null,
+    startedAt: deps.now().toISOString(),
+    finishedAt: null,
+  };
+
+  const skip = obj.key.endsWith("/") ? "folder marker" : obj.size === 0 ? "empty object" : null;
+  if (skip) {
+    await ledger.put({ ...base, status: "SKIPPED", reason: skip, finishedAt: deps.now().toISOString() });
+    log.info("object skipped", { ...ctx, reason: skip });
+    return { status: "SKIPPED", fileId, reason: skip };
+  }
+
+  await ledger.put(base);
+  const spill = await SpillDir.create(settings.tmpDir);
+  try {
+    const result = await readAndStage(deps, obj, fileId, spill);
+    const entry: LedgerEntry = { ...base, ...result, finishedAt: deps.now().toISOString() };
+    if (result.status === "COMMITTED")
+      await ledger.markDirty(result.periods, entry.finishedAt ?? base.startedAt);
+    await ledger.put(entry);
+    const totals = sumEntries(result.entries);
+    log.info("export ingested", {
+      ...ctx,
+      status: result.status,
+      reason: result.reason,
+      ...totals,
+      periods: result.periods,
+    });
+    return { status: result.status, fileId, ...totals, periods: result.periods };
+  } catch (e) {
+    await ledger.put({
+      ...base,
+      status: "FAILED",
+      reason: errorText(e),
+      finishedAt: deps.now().toISOString(),
+    });
+    throw e;
+  } finally {
+    await spill.remove();
+  }
+}
+
+function sumEntries(entries: EntryStats[]) {
+  let rowsRead = 0;
+  let rowsAccepted = 0;
+  let rowsRejected = 0;
+  for (const e of entries) {
+    rowsRead += e.rowsRead;
+    rowsAccepted += e.rowsAccepted;
+    rowsRejected += e.rowsRejected;
+  }
+  return { rowsRead, rowsAccepted, rowsRejected };
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof Error) return `${(e as { code?: string }).code ?? e.name}: ${e.message}`.slice(0, 500);
+  return "unknown error";
+}
+
+interface StageResult {
+  status: "COMMITTED" | "REJECTED";
+  reason: string | null;
+  entries: EntryStats[];
+  staged: StagedObject[];
+  periods: string[];
+  rejectsKey: string | null;
+}
+
+async function readAndStage(
+  deps: IngestDeps,
+  obj: DeliveredObject,
+  fileId: string,
+  spill: SpillDir,
+): Promise<StageResult> {
+  const { settings, objects } = deps;
+  const body = await objects.get(obj.bucket, obj.key, obj.eTag);
+  const sinks = new Map<string, { file: SpillFile; dataset: TemplateName; period: string; part: number }>();
+  const entries: EntryStats[] = [];
+  let rejects: SpillFile | null = null;
+  const deliveredPeriod = settings.calendar.dateOf(Date.parse(obj.eventTime)).slice(0, 7);
+
+  const sinkFor = (dataset: TemplateName, period: string, part: number): SpillFile => {
+    const id = `${dataset}|${period}|${part}`;
+    let s = sinks.get(id);
+    if (!s) {
+      const file = spill.file(`${sinks.size}.csv.gz`, true);
+      file.line(encodeCsvRecord(STAGED_COLUMNS[dataset]));
+      file.rows = 0;
+      s = { file, dataset, period, part };
+      sinks.set(id, s);
+    }
+    return s.file;
+  };
+  const reject = (fileLabel: string, line: number, field: string, reason: string, raw: string): void => {
+    if (!rejects) {
+      rejects = spill.file("rejects.csv", false);
+      rejects.line(REJECT_HEADER);
+      rejects.rows = 0;
+    }
+    rejects.line(encodeCsvRecord([fileLabel, String(line), field, reason, raw]));
+  };
+
+  try {
+    for await (const entry of unpack(body.body, { name: obj.key })) {
+      const label = entry.packaging === "zip" ? `${obj.key}!${entry.name}` : obj.key;
+      const stats: EntryStats = {
+        name: label,
+        template: null,
+        rowsRead: 0,
+        rowsAccepted: 0,
+        rowsRejected: 0,
+        firstRejectReason: null,
+        error: null,
+        columns: [],
+      };
+      entries.push(stats);
+      let normalizer: Normalizer | null = null;
+      let dataset: TemplateName | null = null;
+      let headerSeen = false;
+      const onReject = (line: number, field: string, reason: string, raw: string) => {
+        stats.rowsRejected++;
+        if (stats.firstRejectReason === null) stats.firstRejectReason = `line ${line}, ${field}: ${reason}`;
+        reject(label, line, field, reason, raw);
+      };
+      const parser = new CsvParser(
+        {
+          record(fields, line) {
+            if (!headerSeen) {
+              headerSeen = true;
+              const detected = detectTemplate(fields, settings.columnMap);
+              if (!detected) {
+                stats.error = `unknown header (no template matches): ${describeHeader(fields)}`;
+                return;
+              }
+              dataset = detected.template.name;
+              stats.template = dataset;
+              if (detected.columns.has("event_name")) stats.columns.push("event_name");
+              normalizer = createNormalizer(detected, fields, {
+                calendar: settings.calendar,
+                numberLocale: settings.numberLocale,
+              });
+              return;
+            }
+            if (stats.error !== null || normalizer === null || dataset === null) return;
+            stats.rowsRead++;
+            const r = normalizer(fields);
+            if (isReject(r)) {
+              onReject(line, r.field, r.reason, encodeCsvRecord(fields));
+              return;
+            }
+            const period = r.period ?? deliveredPeriod;
+            sinkFor(dataset, period, partOf(r.key, settings.partitions)).line(encodeCsvRecord(r.values));
+            stats.rowsAccepted++;
+          },
+          error(err: CsvError, raw: string) {
+            if (!headerSeen) {
+              headerSeen = true;
+              stats.error = `unreadable header: ${err.code} at line ${err.line}`;
+              return;
+            }
+            if (stats.error !== null) return;
+            stats.rowsRead++;
+            onReject(err.line, `(column ${err.column})`, `${err.code}: ${err.message}`, raw);
+          },
+        },
+        { maxFieldBytes: settings.maxFieldBytes, maxRecordBytes: settings.maxRecordBytes },
+      );
+      for await (const chunk of entry.chunks) {
+        parser.push(chunk);
+        await drainAll(sinks.values(), rejects);
+      }
+      parser.end();
+      if (!headerSeen) stats.error = null; // header-only or empty entry: 0 rows, nothing to say
+    }
+  } catch (e) {
+    body.destroy();
+    for (const s of sinks.values()) s.file.destroy();
+    (rejects as SpillFile | null)?.destroy();
+    if (e instanceof UnpackError) {
+      return {
+        status: "REJECTED",
+        reason: `${e.code}: ${e.message}`,
+        entries,
+        staged: [],
+        periods: [],
+        rejectsKey: null,
+      };
+    }
+    throw e;
+  }
+
+  // Upload staged parts and rejects, then (in the caller) commit the ledger.
+  const staged: StagedObject[] = [];
+  for (const s of sinks.values()) {
+    await s.file.close();
+    const key = stagedKey(s.dataset, s.period, s.part, fileId);
+    await objects.putFile(settings.stagingBucket, key, s.file.path, "application/gzip");
+    staged.push({ key, dataset: s.dataset, period: s.period, part: s.part, rows: s.file.rows });
+  }
+  let rejectsKey: string | null = null;
+  const rj = rejects as SpillFile | null;
+  if (rj) {
+    await rj.close();
+    rejectsKey = `rejects/${fileId}.csv`;
+    await objects.putFile(settings.stagingBucket, rejectsKey, rj.path, "text/csv; charset=utf-8");
+  }
+  const periods = [...new Set(staged.filter((s) => s.dataset !== "members").map((s) => s.period))].sort();
+  return { status: "COMMITTED", reason: null, entries, staged, periods, rejectsKey };
+}
+
+async function drainAll(sinks: Iterable<{ file: SpillFile }>, rejects: SpillFile | null): Promise<void> {
+  for (const s of sinks) if (s.file.needsDrain) await s.file.drain();
+  if (rejects?.needsDrain) await rejects.drain();
+}

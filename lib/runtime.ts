@@ -1,0 +1,68 @@
+/**
+ * Wiring of the use cases from validated configuration: the one place where adapters are built.
+ * Lambda handlers call it once at cold start; the demo and the CLI call it with their own env.
+ */
+import type { AggregateDeps } from "./aggregate.ts";
+import { LedgerStore } from "./adapters/ledger-store.ts";
+import { createMembershipStore } from "./adapters/membership-store.ts";
+import { S3Objects } from "./adapters/s3-objects.ts";
+import { type AwsClients, createAwsClients } from "./clients.ts";
+import { awsSchema, ingestSchema, loadConfig, storageSchema } from "./config.ts";
+import { ZonedCalendar } from "./domain/dates.ts";
+import type { IngestDeps } from "./ingest.ts";
+import { logger } from "./logger.ts";
+
+export interface Runtime {
+  config: ReturnType<typeof loadCoreConfig>;
+  clients: AwsClients;
+  ingest: IngestDeps;
+  aggregate: AggregateDeps;
+  membershipStore: ReturnType<typeof createMembershipStore>;
+}
+
+function loadCoreConfig(env: NodeJS.ProcessEnv) {
+  return loadConfig(env, awsSchema, storageSchema, ingestSchema);
+}
+
+export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: AwsClients): Runtime {
+  const config = loadCoreConfig(env);
+  const aws = clients ?? createAwsClients(config);
+  const objects = new S3Objects(aws.s3);
+  const ledger = new LedgerStore(aws.ddb, config.TABLE_NAME);
+  const membershipStore = createMembershipStore(aws.ddb, config.TABLE_NAME);
+  const calendar = new ZonedCalendar(config.REPORT_TIME_ZONE);
+  const now = () => new Date();
+  return {
+    config,
+    clients: aws,
+    membershipStore,
+    ingest: {
+      objects,
+      ledger,
+      now,
+      log: logger,
+      settings: {
+        stagingBucket: config.EXPORTS_BUCKET,
+        partitions: config.STAGING_PARTITIONS,
+        calendar,
+        columnMap: config.COLUMN_MAP,
+        maxFieldBytes: config.MAX_FIELD_BYTES,
+        maxRecordBytes: config.MAX_RECORD_BYTES,
+        tmpDir: env.STAGING_TMP_DIR,
+      },
+    },
+    aggregate: {
+      objects,
+      ledger,
+      membership: membershipStore,
+      now,
+      log: logger,
+      settings: {
+        stagingBucket: config.EXPORTS_BUCKET,
+        reportsBucket: config.REPORTS_BUCKET,
+        partitions: config.STAGING_PARTITIONS,
+        calendar,
+      },
+    },
+  };
+}
