@@ -2,10 +2,9 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { ScheduledEvent } from "aws-lambda";
 import { createCapillaryApi } from "../lib/adapters/capillary-api.ts";
-import { createMembershipStore } from "../lib/adapters/membership-store.ts";
-import { createAwsClients } from "../lib/clients.ts";
-import { awsSchema, capillarySchema, loadConfig, storageSchema } from "../lib/config.ts";
+import { capillarySchema, loadConfig } from "../lib/config.ts";
 import { logger } from "../lib/logger.ts";
+import { createRuntime } from "../lib/runtime.ts";
 import {
   type SyncDeps,
   type SyncOptions,
@@ -21,13 +20,13 @@ import {
  * No error middleware: a failure throws, so the scheduler / failure destination sees it. A run where only
  * some groups failed returns its result (they are retried next run) after a warning with the count.
  */
-const config = loadConfig(process.env, awsSchema, storageSchema, capillarySchema);
-const clients = createAwsClients(config);
+const runtime = createRuntime();
+const config = loadConfig(process.env, capillarySchema);
 
 export const wiring: { deps: SyncDeps; options: SyncOptions } = {
   deps: {
     api: createCapillaryApi(config, { log: (entry) => logger.info("capillary api", entry) }),
-    store: createMembershipStore(clients.ddb, config.TABLE_NAME),
+    store: runtime.membershipStore,
     now: () => new Date(),
     log: logger,
   },

@@ -9,17 +9,20 @@
  *          --out DIR       local copies of the reports (default ./out)
  *          --seed N        sample seed (default 42)
  */
-import { mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { z } from "zod";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { runPipeline, listFiles } from "./pipeline.ts";
+import { GROUP_SUMMARY_COLUMNS } from "../lib/domain/aggregate.ts";
+import { listFiles, runPipeline } from "./pipeline.ts";
 import { DEFAULT_NAMES, provision } from "./provision.ts";
-import { generateSample } from "./sample/generate.ts";
-import type { SimCredentials, SimState } from "./sample/membership-types.ts";
+import { buildSample } from "./sample/generate.ts";
+import type { SimCredentials } from "./sample/membership-types.ts";
 import { startStack } from "./stack.ts";
-import { readFile } from "node:fs/promises";
+
+const summaryJson = z.object({ rows: z.array(z.record(z.string(), z.string())) });
 
 const USAGE = "usage: npm run demo -- [--exports DIR] [--capillary-url URL] [--keep] [--out DIR] [--seed N]";
 
@@ -34,6 +37,8 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // Node 20 is supported; silence the SDK notice about its future Node 22 floor.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   let args: ReturnType<typeof parse>;
   const parse = () =>
     parseArgs({
@@ -70,7 +75,8 @@ async function main(): Promise<void> {
   // 1. Sample data (the membership also seeds the simulator when no real API is given).
   const sampleDir = resolve(".sample");
   await rm(sampleDir, { recursive: true, force: true });
-  const manifest = await generateSample({ outDir: sampleDir, seed });
+  const sample = await buildSample({ outDir: sampleDir, seed });
+  const { manifest } = sample;
   say(
     `sample: ${manifest.files.length} export files for ${manifest.groupIds.length} groups, months ${manifest.months.join(", ")} (${sampleDir})`,
   );
@@ -87,12 +93,8 @@ async function main(): Promise<void> {
     order = (await listFiles(exportsRoot)).filter((k) => k.startsWith("exports/"));
     if (order.length === 0) fail(`--exports: no files in ${dir}`);
   }
-  const initial = JSON.parse(
-    await readFile(join(sampleDir, manifest.membership.initial), "utf8"),
-  ) as SimState;
-  const current = JSON.parse(
-    await readFile(join(sampleDir, manifest.membership.current), "utf8"),
-  ) as SimState;
+  const [initial, current] = sample.input.syncs.map((s) => s.state);
+  if (!initial || !current) throw new Error("the sample has no membership states");
 
   // 2. The stack.
   const stack = await startStack(
@@ -161,16 +163,18 @@ async function main(): Promise<void> {
         const r = await s3.send(new GetObjectCommand({ Bucket: names.reportsBucket, Key: f.key }));
         await writeFile(
           join(dir, f.key.split("/").at(-1) ?? "file"),
-          await r.Body!.transformToString("utf8"),
+          (await r.Body?.transformToString("utf8")) ?? "",
         );
       }
     }
-    const latest = result.published.at(-1)!;
-    const json = JSON.parse(
-      await readFile(join(outDir, `period=${latest.period}`, "group_summary.json"), "utf8"),
-    ) as {
-      rows: Record<string, string>[];
-    };
+    const latest = result.published.at(-1);
+    if (!latest) fail("no report was published");
+    const summaries = new Map<string, Record<string, string>[]>();
+    for (const rep of result.published) {
+      const text = await readFile(join(outDir, `period=${rep.period}`, "group_summary.json"), "utf8");
+      summaries.set(rep.period, summaryJson.parse(JSON.parse(text)).rows);
+    }
+    const json = { rows: summaries.get(latest.period) ?? [] };
     console.log(`\nGroup summary, ${latest.period} (run ${latest.runId}):\n`);
     printTable(json.rows, [
       ["group_id", "group"],
@@ -199,6 +203,19 @@ async function main(): Promise<void> {
       );
     }
     console.log(`  s3://${names.reportsBucket}/reports/latest/manifest.json  (the newest period)`);
+    if (o.exports === undefined && !capillaryUrl) {
+      // The sample's figures were computed by the generator from the events it made: compare them all.
+      const got = [...summaries.values()].flat();
+      const want = sample.truth.groupSummary;
+      const same =
+        got.length === want.length && want.every((w, i) => JSON.stringify(w) === JSON.stringify(got[i]));
+      console.log(
+        same
+          ? `\nChecked: all ${want.length} group rows x ${GROUP_SUMMARY_COLUMNS.length} columns equal the generator's independent figures.`
+          : "\nMISMATCH: the reports differ from the generator's figures (see out/ and .sample/truth.json).",
+      );
+      if (!same) process.exitCode = 1;
+    }
     say("done");
 
     if (o.keep) {
