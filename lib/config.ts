@@ -44,9 +44,15 @@ export const awsSchema = z.object({
 });
 
 export const storageSchema = z.object({
-  EXPORTS_BUCKET: z.string().min(3, "EXPORTS_BUCKET is required"),
-  REPORTS_BUCKET: z.string().min(3, "REPORTS_BUCKET is required"),
-  TABLE_NAME: z.string().min(3, "TABLE_NAME is required"),
+  EXPORTS_BUCKET: z
+    .string({ error: "EXPORTS_BUCKET is required" })
+    .min(3, "EXPORTS_BUCKET must be a bucket or table name"),
+  REPORTS_BUCKET: z
+    .string({ error: "REPORTS_BUCKET is required" })
+    .min(3, "REPORTS_BUCKET must be a bucket or table name"),
+  TABLE_NAME: z
+    .string({ error: "TABLE_NAME is required" })
+    .min(3, "TABLE_NAME must be a bucket or table name"),
   REPORT_TIME_ZONE: timeZone,
   STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8),
 });
@@ -71,13 +77,15 @@ export const ingestSchema = z.object({
 
 export const capillarySchema = z
   .object({
-    CAPILLARY_BASE_URL: z.url({ error: "CAPILLARY_BASE_URL must be a URL" }),
+    CAPILLARY_BASE_URL: z.url({ error: "CAPILLARY_BASE_URL is required and must be a URL" }),
     CAPILLARY_AUTH: z.enum(["oauth", "basic"]).default("oauth"),
     CAPILLARY_OAUTH_KEY: z.string().optional(),
     CAPILLARY_OAUTH_SECRET: z.string().optional(),
     CAPILLARY_USERNAME: z.string().optional(),
     CAPILLARY_PASSWORD: z.string().optional(),
-    CAPILLARY_GROUP_IDS: z.preprocess(csv, z.array(z.string().regex(/^\d+$/, "group ids are digits"))).default([]),
+    CAPILLARY_GROUP_IDS: z
+      .preprocess(csv, z.array(z.string().regex(/^\d+$/, "group ids are digits")))
+      .default([]),
     CAPILLARY_GROUP_EXTERNAL_IDS: z.preprocess(csv, z.array(z.string())).default([]),
     CAPILLARY_GROUP_SEARCH: z.preprocess(csv, z.array(z.string())).default([]),
     CAPILLARY_RATE_PER_SECOND: positiveInt("CAPILLARY_RATE_PER_SECOND", 10),
@@ -87,10 +95,16 @@ export const capillarySchema = z
   })
   .superRefine((c, ctx) => {
     if (c.CAPILLARY_AUTH === "oauth" && (!c.CAPILLARY_OAUTH_KEY || !c.CAPILLARY_OAUTH_SECRET)) {
-      ctx.addIssue({ code: "custom", message: "CAPILLARY_AUTH=oauth needs CAPILLARY_OAUTH_KEY and CAPILLARY_OAUTH_SECRET" });
+      ctx.addIssue({
+        code: "custom",
+        message: "CAPILLARY_AUTH=oauth needs CAPILLARY_OAUTH_KEY and CAPILLARY_OAUTH_SECRET",
+      });
     }
     if (c.CAPILLARY_AUTH === "basic" && (!c.CAPILLARY_USERNAME || !c.CAPILLARY_PASSWORD)) {
-      ctx.addIssue({ code: "custom", message: "CAPILLARY_AUTH=basic needs CAPILLARY_USERNAME and CAPILLARY_PASSWORD" });
+      ctx.addIssue({
+        code: "custom",
+        message: "CAPILLARY_AUTH=basic needs CAPILLARY_USERNAME and CAPILLARY_PASSWORD",
+      });
     }
   });
 
@@ -107,7 +121,10 @@ export class ConfigError extends Error {
   }
 }
 
-type Infer<T extends readonly z.ZodType[]> = T extends readonly [infer H extends z.ZodType, ...infer R extends z.ZodType[]]
+type Infer<T extends readonly z.ZodType[]> = T extends readonly [
+  infer H extends z.ZodType,
+  ...infer R extends z.ZodType[],
+]
   ? z.infer<H> & Infer<R>
   : unknown;
 
@@ -115,7 +132,10 @@ type Infer<T extends readonly z.ZodType[]> = T extends readonly [infer H extends
  * Parse `env` with each schema and merge the results; throws a ConfigError listing every bad variable by
  * name (values are never echoed: they may be secrets).
  */
-export function loadConfig<const T extends readonly z.ZodType[]>(env: NodeJS.ProcessEnv, ...schemas: T): Infer<T> {
+export function loadConfig<const T extends readonly z.ZodType[]>(
+  env: NodeJS.ProcessEnv,
+  ...schemas: T
+): Infer<T> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const schema of schemas) {
