@@ -83,6 +83,16 @@ export const capillarySchema = z
     CAPILLARY_OAUTH_SECRET: z.string().optional(),
     CAPILLARY_USERNAME: z.string().optional(),
     CAPILLARY_PASSWORD: z.string().optional(),
+    /** Lambda: credentials from SSM parameters `<prefix>/oauth-key`, `/oauth-secret` (or `/username`, `/password`). */
+    CAPILLARY_CREDENTIALS_SSM_PREFIX: z
+      .string()
+      .regex(
+        /^\/[^\s]*[^/\s]$/,
+        "CAPILLARY_CREDENTIALS_SSM_PREFIX must be a parameter path like /app/capillary",
+      )
+      .optional(),
+    /** Lambda: credentials from a Secrets Manager JSON secret {key, secret} or {username, password}. */
+    CAPILLARY_CREDENTIALS_SECRET_ARN: z.string().min(1).optional(),
     CAPILLARY_GROUP_IDS: z
       .preprocess(csv, z.array(z.string().regex(/^\d+$/, "group ids are digits")))
       .default([]),
@@ -94,6 +104,14 @@ export const capillarySchema = z
     CAPILLARY_PAGE_SIZE: positiveInt("CAPILLARY_PAGE_SIZE", 100),
   })
   .superRefine((c, ctx) => {
+    if (c.CAPILLARY_CREDENTIALS_SSM_PREFIX && c.CAPILLARY_CREDENTIALS_SECRET_ARN) {
+      ctx.addIssue({
+        code: "custom",
+        message: "set CAPILLARY_CREDENTIALS_SSM_PREFIX or CAPILLARY_CREDENTIALS_SECRET_ARN, not both",
+      });
+    }
+    // Credentials fetched at run time (SSM / Secrets Manager) need none in the environment.
+    if (c.CAPILLARY_CREDENTIALS_SSM_PREFIX || c.CAPILLARY_CREDENTIALS_SECRET_ARN) return;
     if (c.CAPILLARY_AUTH === "oauth" && (!c.CAPILLARY_OAUTH_KEY || !c.CAPILLARY_OAUTH_SECRET)) {
       ctx.addIssue({
         code: "custom",
@@ -108,6 +126,48 @@ export const capillarySchema = z
     }
   });
 
+/** The group sync's own settings (discovery sources beyond the API, run budget, continuation). */
+export const syncSchema = z.object({
+  /** JSON: one object of extended field name -> value per search, e.g. [{"region":"north"}] (or one object). */
+  CAPILLARY_GROUP_EXTENDED_FIELD_SEARCH: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined || s.trim() === "") return [] as Record<string, string>[];
+      const one = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+      const r = z.union([one, z.array(one)]).safeParse(safeJson(s));
+      if (!r.success) {
+        ctx.addIssue({
+          code: "custom",
+          message: "CAPILLARY_GROUP_EXTENDED_FIELD_SEARCH must be a JSON object or an array of objects",
+        });
+        return z.NEVER;
+      }
+      const list = Array.isArray(r.data) ? r.data : [r.data];
+      return list
+        .filter((o) => Object.keys(o).length > 0)
+        .map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, String(v)])));
+    }),
+  /** Member Care membership CSVs (group id, user id, role) under this prefix of EXPORTS_BUCKET add group ids. */
+  MEMBERSHIP_CSV_PREFIX: z.string().default("membership/"),
+  /** Also re-sync every known group (not GONE) that this run did not discover. */
+  SYNC_KNOWN_GROUPS: z.stringbool().default(true),
+  SYNC_CONCURRENCY: positiveInt("SYNC_CONCURRENCY", 4),
+  /** An invocation starts no new group once less than this remains; the rest continues in the next one. */
+  SYNC_TIME_RESERVE_MS: positiveInt("SYNC_TIME_RESERVE_MS", 90_000),
+  /** self: the handler invokes itself (async) to continue an unfinished run; schedule: the next run continues. */
+  SYNC_CONTINUE: z.enum(["self", "schedule"]).default("self"),
+});
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+export type SyncConfig = z.infer<typeof syncSchema>;
 export type AwsConfig = z.infer<typeof awsSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type IngestConfig = z.infer<typeof ingestSchema>;
