@@ -57,4 +57,9 @@ export interface CapillaryApi {
   listMembers(groupId: string): AsyncIterable<CapillaryMember>;
   /** Name search (`/v2/userGroup2/search?q=`), every page. */
   searchGroups(q: string): AsyncIterable<CapillaryGroupRef>;
+  /**
+   * Groups whose extended fields equal every given value (`POST /v2/userGroup2/extendedFieldSearch` with
+   * `{extendedFields}`), every page.
+   */
+  extendedFieldSearch(fields: Readonly<Record<string, string>>): AsyncIterable<CapillaryGroupRef>;
 }

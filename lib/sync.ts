@@ -1,13 +1,31 @@
 import { randomUUID } from "node:crypto";
 import type { GroupMeta, Membership } from "./domain/membership.ts";
 import { mergeGroupObservation } from "./domain/membership-merge.ts";
-import type { MembershipStore } from "./ports/membership-store.ts";
+import type { MembershipStore, SyncRunState } from "./ports/membership-store.ts";
 import type { CapillaryApi, CapillaryGroup, CapillaryMember } from "./ports.ts";
 
 /**
- * Use case: sync the configured groups' memberships from the Capillary API into the store.
- * A group is written only after a complete observation (group + every /members page); a group that fails
- * keeps its last known state and is retried on the next run. Logs carry ids and counts only.
+ * Use case: sync the groups' memberships from the Capillary API into the store.
+ *
+ * A group is written only after a complete observation (group + every /members page): mark-and-sweep of
+ * its memberships (merge) never sees a partial list. A group that fails keeps its last known state and is
+ * retried on the next run.
+ *
+ * A run can be longer than one invocation (10,000 groups at 10 requests/s take over 15 minutes). Its
+ * discovered list and a cursor are checkpointed in the store (`SYNC#RUN`); an invocation starts no new
+ * group once `remainingMs()` drops below `timeReserveMs`, saves the cursor and returns `complete: false`;
+ * the next invocation (the handler re-invokes itself, or the next schedule) resumes the run instead of
+ * starting a new one. Each invocation holds the sync lock for its lifetime, and checkpoints are written
+ * only while it holds it: a second invocation started meanwhile returns `lockSkipped` and changes nothing.
+ *
+ * Discovery (new runs only): configured ids, external ids (resolved here), name searches, extended field
+ * searches and extra ids (the Member Care CSVs), unioned and de-duplicated (ids canonical). When every
+ * discovered group is done and `syncKnownGroups` is set, the run's last phase syncs the known groups (not
+ * GONE) that this run has not synced: a group that left discovery (dropped from a CSV, renamed out of a
+ * search) is verified by id instead of keeping a stale active membership list; only the API's 1632 makes
+ * it GONE. This phase is computed only after the discovered list is complete.
+ *
+ * Logs carry ids and counts only.
  */
 
 /** Structured logger: the Powertools Logger fits, and so does a test fake. */
@@ -16,44 +34,80 @@ export interface SyncLog {
   warn(message: string, attributes: Record<string, unknown>): void;
 }
 
+/** Group ids from outside the API (Member Care membership CSVs), with counts for the log. */
+export interface ExtraGroupIds {
+  groupIds: readonly string[];
+  files?: number;
+  filesSkipped?: number;
+  rows?: number;
+  rowsRejected?: number;
+}
+
 export interface SyncDeps {
   api: CapillaryApi;
   store: MembershipStore;
   now: () => Date;
   log: SyncLog;
   newRunId?: () => string;
+  /** Time left in this invocation, ms (Lambda: context.getRemainingTimeInMillis). Default: unlimited. */
+  remainingMs?: () => number;
+  /** More group ids for discovery (the membership CSVs); a failure counts as a discovery failure. */
+  extraGroupIds?: () => Promise<ExtraGroupIds>;
 }
 
 export interface SyncOptions {
   groupIds: readonly string[];
   externalIds: readonly string[];
   searches: readonly string[];
+  /** Each object is one extendedFieldSearch (every field must match). */
+  extendedFieldSearches?: readonly Readonly<Record<string, string>>[];
+  /** Also sync known groups that this run did not discover (see above). Default false. */
+  syncKnownGroups?: boolean;
   /** Groups synced at once. Default 4; the API client's rate limiter governs requests. */
   concurrency?: number;
-  /** Lifetime of the run lock, so a crashed run does not block later ones. Default 900 s. */
+  /**
+   * Lifetime of the lock, so a crashed invocation does not block later ones. Default: the remaining time
+   * plus 30 s when `remainingMs` is given, else 900 s.
+   */
   lockTtlSeconds?: number;
+  /** Start no new group when less than this remains. Default 90 s. */
+  timeReserveMs?: number;
+  /** Save the cursor every this many groups (and at the end). Default 25. */
+  checkpointEvery?: number;
 }
 
 export interface SyncResult {
+  /** The run (it may span several invocations). */
   runId: string;
+  /** This invocation (the lock owner). */
+  invocationId: string;
+  /** When the run started. */
   startedAt: string;
   finishedAt: string;
-  /** Distinct groups discovered this run. */
+  /** This invocation resumed a run that an earlier one started. */
+  resumed: boolean;
+  /** The run is finished (every entry done); false: it continues in a later invocation. */
+  complete: boolean;
+  /** Entries of the run's list not yet done. */
+  remaining: number;
+  /** Distinct groups handled by this invocation (for a run done in one invocation: every group discovered). */
   groups: number;
-  /** Groups observed completely and written (gone ones included). */
+  /** Groups observed completely and written (gone ones included), this invocation. */
   synced: number;
-  /** Groups the API answered 1632 for (stored with status GONE). */
+  /** Groups the API answered 1632 for (stored with status GONE), this invocation. */
   gone: number;
-  /** Ids of groups that failed; their stored state is unchanged. */
+  /** Ids of groups that failed in this invocation; their stored state is unchanged. */
   failed: string[];
-  /** External ids or searches that could not be resolved because of an error. */
+  /** External ids, searches or CSV reads that could not be done because of an error (this run). */
   discoveryFailures: number;
   /** Configured external ids the API does not know (1632). */
   unresolvedExternalIds: number;
   membershipsWritten: number;
   exitsObserved: number;
-  /** true when another run held the lock: this run did nothing. */
+  /** true when another invocation held the lock: this one did nothing. */
   lockSkipped: boolean;
+  /** The run's cumulative state after this invocation (null when the lock was held elsewhere). */
+  run: SyncRunState | null;
 }
 
 export type SyncErrorCode = "SYNC_ALL_GROUPS_FAILED" | "SYNC_DISCOVERY_FAILED";
@@ -82,14 +136,25 @@ interface GroupOutcome {
   gone: boolean;
 }
 
+const FAILED_SAMPLE = 100;
+
 export async function syncGroups(deps: SyncDeps, opts: SyncOptions): Promise<SyncResult> {
   const { store, log } = deps;
-  const runId = (deps.newRunId ?? randomUUID)();
-  const startedAt = deps.now().toISOString();
+  const newId = deps.newRunId ?? randomUUID;
+  const invocationId = newId();
+  const remainingMs = deps.remainingMs ?? (() => Number.POSITIVE_INFINITY);
+  const reserveMs = opts.timeReserveMs ?? 90_000;
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  const checkpointEvery = Math.max(1, opts.checkpointEvery ?? 25);
+  const at = deps.now().toISOString();
   const result: SyncResult = {
-    runId,
-    startedAt,
-    finishedAt: startedAt,
+    runId: invocationId,
+    invocationId,
+    startedAt: at,
+    finishedAt: at,
+    resumed: false,
+    complete: false,
+    remaining: 0,
     groups: 0,
     synced: 0,
     gone: 0,
@@ -99,64 +164,233 @@ export async function syncGroups(deps: SyncDeps, opts: SyncOptions): Promise<Syn
     membershipsWritten: 0,
     exitsObserved: 0,
     lockSkipped: false,
+    run: null,
   };
 
-  if (!(await store.acquireSyncLock(runId, opts.lockTtlSeconds ?? 900))) {
-    log.warn("sync skipped: another run holds the lock", { runId });
+  const left = remainingMs();
+  const ttl =
+    opts.lockTtlSeconds ?? (Number.isFinite(left) ? Math.max(60, Math.ceil(left / 1000) + 30) : 900);
+  if (!(await store.acquireSyncLock(invocationId, ttl))) {
+    log.warn("sync skipped: another run holds the lock", { invocationId });
     return { ...result, lockSkipped: true, finishedAt: deps.now().toISOString() };
   }
 
   try {
-    const concurrency = Math.max(1, opts.concurrency ?? 4);
-    const discovery = await discover(deps, opts, concurrency);
-    result.groups = discovery.ids.length;
-    result.discoveryFailures = discovery.failures;
-    result.unresolvedExternalIds = discovery.unresolved;
-    log.info("sync discovery done", {
-      runId,
-      groups: discovery.ids.length,
-      discoveryFailures: discovery.failures,
-      unresolvedExternalIds: discovery.unresolved,
-    });
-
-    const failed = new Set<string>();
-    await forEachLimit(discovery.ids, concurrency, async (groupId) => {
+    // ---- resume the unfinished run, or discover and start a new one ----
+    let run: SyncRunState | null = null;
+    let list: string[] = [];
+    let fetched = new Map<string, CapillaryGroup>();
+    const last = await store.getSyncRun();
+    if (last !== null && last.status === "running") {
       try {
-        const outcome = await syncGroup(deps, groupId, discovery.fetched.get(groupId));
-        result.synced++;
-        if (outcome.gone) result.gone++;
-        result.membershipsWritten += outcome.written;
-        result.exitsObserved += outcome.exits;
-        log.info("group synced", {
-          runId,
-          groupId,
-          gone: outcome.gone,
-          written: outcome.written,
-          exits: outcome.exits,
+        list = await store.getSyncRunList(last.runId, last.total);
+        run = { ...last, invocations: last.invocations + 1 };
+        result.resumed = true;
+        log.info("sync run resumed", {
+          runId: run.runId,
+          invocationId,
+          cursor: run.cursor,
+          total: run.total,
+          invocations: run.invocations,
         });
       } catch (e) {
-        failed.add(groupId);
-        log.warn("group sync failed; last known state kept", { runId, groupId, ...errorAttributes(e) });
+        log.warn("unfinished sync run unreadable; starting a new run", {
+          runId: last.runId,
+          ...errorAttributes(e),
+        });
       }
-    });
-    result.failed = discovery.ids.filter((id) => failed.has(id));
+    }
+    if (run === null) {
+      const discovery = await discover(deps, opts, concurrency);
+      result.discoveryFailures = discovery.failures;
+      result.unresolvedExternalIds = discovery.unresolved;
+      log.info("sync discovery done", {
+        invocationId,
+        groups: discovery.ids.length,
+        discoveryFailures: discovery.failures,
+        unresolvedExternalIds: discovery.unresolved,
+      });
+      if (discovery.ids.length === 0 && discovery.failures > 0 && !opts.syncKnownGroups) {
+        return { ...result, finishedAt: deps.now().toISOString() };
+      }
+      list = discovery.ids;
+      fetched = discovery.fetched;
+      run = {
+        runId: invocationId,
+        startedAt: at,
+        updatedAt: at,
+        status: "running",
+        total: list.length,
+        cursor: 0,
+        sweepStart: null,
+        invocations: 1,
+        synced: 0,
+        gone: 0,
+        failed: 0,
+        failedSample: [],
+        membershipsWritten: 0,
+        exitsObserved: 0,
+        discoveryFailures: discovery.failures,
+        unresolvedExternalIds: discovery.unresolved,
+      };
+      await store.putSyncRun(invocationId, run, list);
+    }
+    result.runId = run.runId;
+    result.startedAt = run.startedAt;
+    result.discoveryFailures = run.discoveryFailures;
+    result.unresolvedExternalIds = run.unresolvedExternalIds;
+
+    // ---- work through the list from the cursor, checkpointing; then the known-groups phase ----
+    const state = run;
+    const failedHere = new Set<string>();
+    const handled = new Set<string>();
+    const save = async (withList = false) => {
+      state.updatedAt = deps.now().toISOString();
+      await store.putSyncRun(
+        invocationId,
+        { ...state, failedSample: [...state.failedSample] },
+        withList ? list : undefined,
+      );
+    };
+    let outOfTime = false;
+    for (;;) {
+      outOfTime = await work(state, list, {
+        concurrency,
+        checkpointEvery,
+        hasTime: () => remainingMs() >= reserveMs,
+        save,
+        one: async (groupId) => {
+          handled.add(groupId);
+          try {
+            const outcome = await syncGroup(deps, groupId, fetched.get(groupId));
+            fetched.delete(groupId);
+            result.synced++;
+            state.synced++;
+            if (outcome.gone) {
+              result.gone++;
+              state.gone++;
+            }
+            result.membershipsWritten += outcome.written;
+            state.membershipsWritten += outcome.written;
+            result.exitsObserved += outcome.exits;
+            state.exitsObserved += outcome.exits;
+            log.info("group synced", {
+              runId: state.runId,
+              groupId,
+              gone: outcome.gone,
+              written: outcome.written,
+              exits: outcome.exits,
+            });
+          } catch (e) {
+            failedHere.add(groupId);
+            state.failed++;
+            if (state.failedSample.length < FAILED_SAMPLE) state.failedSample.push(groupId);
+            log.warn("group sync failed; last known state kept", {
+              runId: state.runId,
+              groupId,
+              ...errorAttributes(e),
+            });
+          }
+        },
+      });
+      if (outOfTime || state.sweepStart !== null) break;
+      // Every discovered group is done: only now add the known groups this run did not sync.
+      state.sweepStart = list.length;
+      if (opts.syncKnownGroups) {
+        const extra = await knownNotSynced(store, state.startedAt, new Set(list));
+        if (extra.length > 0) {
+          list = [...list, ...extra];
+          state.total = list.length;
+          log.info("sync known groups phase", { runId: state.runId, groups: extra.length });
+          await save(true);
+          continue;
+        }
+      }
+      break;
+    }
+    if (!outOfTime) state.status = "complete";
+    await save();
+
+    result.groups = handled.size;
+    result.failed = [...handled].filter((id) => failedHere.has(id));
+    result.complete = state.status === "complete";
+    result.remaining = state.total - state.cursor;
+    result.run = { ...state, failedSample: [...state.failedSample] };
   } finally {
-    await store.releaseSyncLock(runId).catch((e: unknown) => {
-      log.warn("sync lock release failed; it expires by itself", { runId, ...errorAttributes(e) });
+    await store.releaseSyncLock(invocationId).catch((e: unknown) => {
+      log.warn("sync lock release failed; it expires by itself", { invocationId, ...errorAttributes(e) });
     });
   }
 
   result.finishedAt = deps.now().toISOString();
-  log.info("sync done", {
-    runId,
+  log.info(result.complete ? "sync done" : "sync paused; the run continues in a later invocation", {
+    runId: result.runId,
+    invocationId,
     groups: result.groups,
     synced: result.synced,
     gone: result.gone,
     failed: result.failed.length,
     membershipsWritten: result.membershipsWritten,
     exitsObserved: result.exitsObserved,
+    remaining: result.remaining,
   });
   return result;
+}
+
+/**
+ * Runs `one` over list[cursor..] with `concurrency` workers, stopping to take new entries when `hasTime`
+ * says no. The cursor only moves over a contiguous prefix of finished entries, so a crash re-does at most
+ * the entries in flight (re-syncing a group is harmless). Returns true when it stopped for lack of time.
+ */
+async function work(
+  state: SyncRunState,
+  list: readonly string[],
+  o: {
+    concurrency: number;
+    checkpointEvery: number;
+    hasTime: () => boolean;
+    save: () => Promise<void>;
+    one: (groupId: string) => Promise<void>;
+  },
+): Promise<boolean> {
+  let next = state.cursor;
+  let stopped = false;
+  let sinceSave = 0;
+  const finished = new Set<number>();
+  let saving: Promise<void> = Promise.resolve();
+  const worker = async () => {
+    while (next < list.length) {
+      if (!o.hasTime()) {
+        stopped = true;
+        return;
+      }
+      const i = next++;
+      await o.one(list[i] as string);
+      finished.add(i);
+      while (finished.has(state.cursor)) finished.delete(state.cursor++);
+      if (++sinceSave >= o.checkpointEvery) {
+        sinceSave = 0;
+        // Serialised: each save writes the state as it is when its turn comes, never an older one.
+        saving = saving.then(o.save);
+        await saving;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, list.length - next) }, worker));
+  await saving;
+  return stopped && state.cursor < list.length;
+}
+
+/** Known groups, not GONE, that were not synced since the run started and are not in its list. */
+async function knownNotSynced(
+  store: MembershipStore,
+  runStartedAt: string,
+  inList: ReadonlySet<string>,
+): Promise<string[]> {
+  const since = Date.parse(runStartedAt);
+  return (await store.listGroupMetas())
+    .filter((m) => m.status !== "GONE" && Date.parse(m.syncedAt) < since && !inList.has(m.groupId))
+    .map((m) => m.groupId);
 }
 
 /**
@@ -237,6 +471,37 @@ async function discover(deps: SyncDeps, opts: SyncOptions, concurrency: number):
       continue;
     }
     log.info("group search done", { searchIndex: index, found });
+  }
+
+  for (const [index, fields] of (opts.extendedFieldSearches ?? []).entries()) {
+    let found = 0;
+    try {
+      for await (const ref of api.extendedFieldSearch(fields)) {
+        ids.add(canonicalId(ref.groupId));
+        found++;
+      }
+    } catch (e) {
+      failures++;
+      log.warn("extended field search failed", { searchIndex: index, found, ...errorAttributes(e) });
+      continue;
+    }
+    log.info("extended field search done", { searchIndex: index, found });
+  }
+
+  if (deps.extraGroupIds) {
+    try {
+      const { groupIds, ...counts } = await deps.extraGroupIds();
+      let added = 0;
+      for (const id of groupIds) {
+        const c = canonicalId(id);
+        if (!ids.has(c)) added++;
+        ids.add(c);
+      }
+      log.info("membership csv discovery done", { ...counts, groups: groupIds.length, added });
+    } catch (e) {
+      failures++;
+      log.warn("membership csv discovery failed", errorAttributes(e));
+    }
   }
   return { ids: [...ids], fetched, failures, unresolved };
 }

@@ -257,7 +257,9 @@ export function createCapillaryApi(
       credentials = (deps.credentials ?? fromConfig)().catch((e: unknown) => {
         credentials = null;
         if (e instanceof CapillaryApiError) throw e;
-        throw authError("credentials could not be loaded", "", 0);
+        // CredentialsError messages name the source and parameter, never a value.
+        const why = e instanceof Error && e.name === "CredentialsError" ? `: ${e.message}` : "";
+        throw authError(`credentials could not be loaded${why}`, "", 0);
       });
     }
     return credentials;
@@ -274,6 +276,7 @@ export function createCapillaryApi(
       false,
     );
     if (res.status === 400 || res.status === 401 || res.status === 403) {
+      credentials = null; // re-read next time (a rotated secret)
       throw authError(`token request refused (HTTP ${res.status})`, TOKEN_PATH, res.attempts, res.status);
     }
     failIfError(res, "POST");
@@ -303,7 +306,16 @@ export function createCapillaryApi(
       const basic = Buffer.from(`${c.username}:${md5hex(c.password)}`, "utf8").toString("base64");
       return { authorization: `Basic ${basic}` };
     }
-    return { "x-cap-api-oauth-token": await oauthToken(c) };
+    try {
+      return { "x-cap-api-oauth-token": await oauthToken(c) };
+    } catch (e) {
+      // The token request was refused: the secret may have been rotated. Re-read it once and retry.
+      if (!(e instanceof CapillaryApiError) || e.code !== "CAPILLARY_AUTH" || e.path !== TOKEN_PATH) throw e;
+      const fresh = await loadCredentials();
+      if (fresh.kind !== "oauth" || (fresh.key === c.key && fresh.secret === c.secret)) throw e;
+      log({ event: "capillary_credentials_reloaded" });
+      return { "x-cap-api-oauth-token": await oauthToken(fresh) };
+    }
   };
 
   // ---- one HTTP attempt ----
@@ -457,7 +469,9 @@ export function createCapillaryApi(
     query: Record<string, string>,
     schema: z.ZodType<{ pagination?: { total?: number | null } | null; data?: R[] | null }>,
     key: (r: R) => string,
+    post: { body: string } | null = null,
   ): AsyncGenerator<R> {
+    const method = post === null ? "GET" : "POST";
     const seen = new Set<string>();
     for (let pass = 1; pass <= MAX_PASSES; pass++) {
       const inPass = new Set<string>();
@@ -471,7 +485,7 @@ export function createCapillaryApi(
         if (pages > MAX_PAGES_PER_PASS) {
           throw new CapillaryApiError(
             "CAPILLARY_PAGINATION_RUNAWAY",
-            `Capillary GET ${path}: pagination does not end`,
+            `Capillary ${method} ${path}: pagination does not end`,
             {
               path,
               attempts: pages,
@@ -479,8 +493,8 @@ export function createCapillaryApi(
           );
         }
         const q = { ...query, limit: String(pageSize), offset: String(offset) };
-        const res = await exchange("GET", path, q, null, true);
-        failIfError(res, "GET");
+        const res = await exchange(method, path, q, post?.body ?? null, true);
+        failIfError(res, method);
         const page = decode(schema, res);
         const total = page.pagination?.total;
         if (typeof total === "number") totals.add(total);
@@ -505,10 +519,14 @@ export function createCapillaryApi(
         }
         pagesWithoutNew = fresh === 0 ? pagesWithoutNew + 1 : 0;
         if (pagesWithoutNew >= MAX_PAGES_WITHOUT_NEW_ROWS) {
-          throw new CapillaryApiError("CAPILLARY_PAGINATION_RUNAWAY", `Capillary GET ${path}: pages repeat`, {
-            path,
-            attempts: pages,
-          });
+          throw new CapillaryApiError(
+            "CAPILLARY_PAGINATION_RUNAWAY",
+            `Capillary ${method} ${path}: pages repeat`,
+            {
+              path,
+              attempts: pages,
+            },
+          );
         }
         offset += rows.length;
         if (typeof total === "number" && offset >= total) break;
@@ -518,7 +536,7 @@ export function createCapillaryApi(
     }
     throw new CapillaryApiError(
       "CAPILLARY_PAGINATION_UNSTABLE",
-      `Capillary GET ${path}: the list kept changing over ${MAX_PASSES} passes`,
+      `Capillary ${method} ${path}: the list kept changing over ${MAX_PASSES} passes`,
       { path, attempts: MAX_PASSES },
     );
   }
@@ -577,6 +595,14 @@ export function createCapillaryApi(
 
     async *searchGroups(q): AsyncGenerator<CapillaryGroupRef> {
       for await (const g of paginate("/v2/userGroup2/search", { q }, searchPage, (r) => r.groupId)) {
+        yield { groupId: g.groupId, groupName: g.groupName, groupExternalId: g.groupExternalId };
+      }
+    },
+
+    async *extendedFieldSearch(fields): AsyncGenerator<CapillaryGroupRef> {
+      const body = JSON.stringify({ extendedFields: fields });
+      const path = "/v2/userGroup2/extendedFieldSearch";
+      for await (const g of paginate(path, {}, searchPage, (r) => r.groupId, { body })) {
         yield { groupId: g.groupId, groupName: g.groupName, groupExternalId: g.groupExternalId };
       }
     },

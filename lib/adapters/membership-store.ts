@@ -9,15 +9,18 @@ import {
   type QueryCommandInput,
   ScanCommand,
   type ScanCommandInput,
+  TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { GroupMeta, Membership } from "../domain/membership.ts";
-import type { MembershipStore } from "../ports/membership-store.ts";
+import type { MembershipStore, SyncRunState } from "../ports/membership-store.ts";
 import { GSI1, keys } from "./table.ts";
 
 /**
  * Group metas (`GROUP#<id>` / `META`) and memberships (`GROUP#<id>` / `MEMBER#<userId>`, one item each, with
- * GSI1 `MEMBER#<userId>` / `GROUP#<id>`) in the single table, and the sync lock (`SYNC#LOCK` / `LOCK`).
+ * GSI1 `MEMBER#<userId>` / `GROUP#<id>`) in the single table, the sync lock (`SYNC#LOCK` / `LOCK`) and the
+ * sync run checkpoint (`SYNC#RUN` / `RUN`, its list in `SYNC#RUN` / `LIST#00000`... chunks of 2,000 entries
+ * that carry the run id: a later, shorter list leaves stale chunks behind that are never read).
  * Group metas also carry GSI1 `GROUPS` / `<groupId>` so that listing them is a Query, not a Scan.
  * Every item read is validated with zod before use.
  */
@@ -50,11 +53,42 @@ export const groupMetaSchema = z.object({
   syncedAt: instant,
 }) satisfies z.ZodType<GroupMeta>;
 
+const syncRunSchema = z.object({
+  runId: z.string().min(1),
+  startedAt: instant,
+  updatedAt: instant,
+  status: z.enum(["running", "complete"]),
+  total: z.number().int().min(0),
+  cursor: z.number().int().min(0),
+  sweepStart: z.number().int().min(0).nullable(),
+  invocations: z.number().int().min(0),
+  synced: z.number().int().min(0),
+  gone: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  failedSample: z.array(z.string()),
+  membershipsWritten: z.number().int().min(0),
+  exitsObserved: z.number().int().min(0),
+  discoveryFailures: z.number().int().min(0),
+  unresolvedExternalIds: z.number().int().min(0),
+}) satisfies z.ZodType<SyncRunState>;
+
+const runListChunkSchema = z.object({ runId: z.string(), entries: z.array(z.string()) });
+
 const GROUPS_INDEX_PK = "GROUPS";
+const RUN_PK = "SYNC#RUN";
+const RUN_KEY = { pk: RUN_PK, sk: "RUN" } as const;
+const RUN_LIST_CHUNK = 2_000;
+/** Chunk puts per transaction, next to the lock's condition check (DynamoDB allows 100 actions). */
+const CHUNKS_PER_TRANSACTION = 24;
+const runListKey = (i: number) => ({ pk: RUN_PK, sk: `LIST#${String(i).padStart(5, "0")}` });
 const LOCK_KEY = { pk: "SYNC#LOCK", sk: "LOCK" } as const;
 const BATCH_SIZE = 25;
 
-export type MembershipStoreErrorCode = "DDB_UNPROCESSED_ITEMS" | "DDB_INVALID_ITEM";
+export type MembershipStoreErrorCode =
+  | "DDB_UNPROCESSED_ITEMS"
+  | "DDB_INVALID_ITEM"
+  | "SYNC_LOCK_LOST"
+  | "SYNC_RUN_LIST_INVALID";
 
 export class MembershipStoreError extends Error {
   constructor(
@@ -261,6 +295,76 @@ export function createMembershipStore(
         if (isConditionalCheckFailed(e)) return false;
         throw e;
       }
+    },
+
+    async getSyncRun() {
+      const r = await ddb.send(new GetCommand({ TableName: tableName, Key: RUN_KEY, ConsistentRead: true }));
+      return r.Item ? parseOrThrow(syncRunSchema, r.Item, "sync run") : null;
+    },
+
+    async getSyncRunList(runId, total) {
+      const out: string[] = [];
+      const items = queryAll({
+        TableName: tableName,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :sk)",
+        ExpressionAttributeValues: { ":pk": RUN_PK, ":sk": "LIST#" },
+        ConsistentRead: true,
+      });
+      for await (const item of items) {
+        if (out.length >= total) break;
+        const chunk = parseOrThrow(runListChunkSchema, item, "sync run list");
+        if (chunk.runId !== runId) break;
+        out.push(...chunk.entries);
+      }
+      if (out.length !== total) {
+        throw new MembershipStoreError(
+          "SYNC_RUN_LIST_INVALID",
+          `sync run ${runId}: ${out.length} list entries stored, ${total} expected`,
+        );
+      }
+      return out;
+    },
+
+    async putSyncRun(owner, state, list) {
+      const lockHeld = {
+        ConditionCheck: {
+          TableName: tableName,
+          Key: LOCK_KEY,
+          ConditionExpression: "runId = :owner",
+          ExpressionAttributeValues: { ":owner": owner },
+        },
+      };
+      const send = async (puts: Record<string, unknown>[]) => {
+        try {
+          await ddb.send(
+            new TransactWriteCommand({
+              TransactItems: [lockHeld, ...puts.map((Item) => ({ Put: { TableName: tableName, Item } }))],
+            }),
+          );
+        } catch (e) {
+          if (e instanceof Error && e.name === "TransactionCanceledException") {
+            const reasons = (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+            if (reasons[0]?.Code === "ConditionalCheckFailed") {
+              throw new MembershipStoreError(
+                "SYNC_LOCK_LOST",
+                `sync run ${state.runId}: this invocation no longer holds the sync lock`,
+              );
+            }
+          }
+          throw e;
+        }
+      };
+      if (list !== undefined) {
+        const chunks: Record<string, unknown>[] = [];
+        for (let i = 0; i * RUN_LIST_CHUNK < list.length; i++) {
+          const entries = list.slice(i * RUN_LIST_CHUNK, (i + 1) * RUN_LIST_CHUNK);
+          chunks.push({ ...runListKey(i), type: "SYNC_RUN_LIST", runId: state.runId, entries });
+        }
+        for (let i = 0; i < chunks.length; i += CHUNKS_PER_TRANSACTION) {
+          await send(chunks.slice(i, i + CHUNKS_PER_TRANSACTION));
+        }
+      }
+      await send([{ ...RUN_KEY, type: "SYNC_RUN", ...state }]);
     },
   };
 }

@@ -1,8 +1,34 @@
 import type { GroupMeta, Membership } from "../domain/membership.ts";
 
 /**
- * Port: where group metas and memberships (one item per membership) are kept, plus the sync run lock.
- * lib/adapters/membership-store.ts implements it on the DynamoDB table.
+ * A sync run that may span several invocations (`SYNC#RUN` / `RUN`): the run's group list is stored
+ * beside it in chunks; entries [0, cursor) are done. Counters are cumulative over the run.
+ */
+export interface SyncRunState {
+  runId: string;
+  startedAt: string;
+  updatedAt: string;
+  status: "running" | "complete";
+  /** Entries in the run's list: group ids, and `ext:<externalId>` entries resolved when synced. */
+  total: number;
+  cursor: number;
+  /** Where the known-groups phase starts in the list; null until the discovered groups are all done. */
+  sweepStart: number | null;
+  invocations: number;
+  synced: number;
+  gone: number;
+  failed: number;
+  /** The first failed group ids (at most 100), for the operator. */
+  failedSample: string[];
+  membershipsWritten: number;
+  exitsObserved: number;
+  discoveryFailures: number;
+  unresolvedExternalIds: number;
+}
+
+/**
+ * Port: where group metas and memberships (one item per membership) are kept, plus the sync run lock and
+ * the run checkpoint. lib/adapters/membership-store.ts implements it on the DynamoDB table.
  */
 export interface MembershipStore {
   /** Every membership of one group (all pages), validated. */
@@ -14,8 +40,17 @@ export interface MembershipStore {
   listGroupMetas(): Promise<GroupMeta[]>;
   /** Every membership of every group, streamed (for the aggregation). */
   listAllMemberships(): AsyncIterable<Membership>;
-  /** true when this run now holds the lock; false when another unexpired run holds it. */
-  acquireSyncLock(runId: string, ttlSeconds: number): Promise<boolean>;
-  /** Releases the lock if this run still holds it; false when it did not. */
-  releaseSyncLock(runId: string): Promise<boolean>;
+  /** true when `owner` now holds the lock; false when another unexpired owner holds it. */
+  acquireSyncLock(owner: string, ttlSeconds: number): Promise<boolean>;
+  /** Releases the lock if `owner` still holds it; false when it did not. */
+  releaseSyncLock(owner: string): Promise<boolean>;
+  /** The current (or last) sync run, or null. */
+  getSyncRun(): Promise<SyncRunState | null>;
+  /** The run's list of entries (`total` of them), as saved by putSyncRun. */
+  getSyncRunList(runId: string, total: number): Promise<string[]>;
+  /**
+   * Saves the run state (and, when given, its whole list), only while `owner` holds the lock: throws
+   * SYNC_LOCK_LOST otherwise, so an invocation whose lock expired cannot overwrite a newer one's progress.
+   */
+  putSyncRun(owner: string, state: SyncRunState, list?: readonly string[]): Promise<void>;
 }

@@ -1,9 +1,12 @@
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import {
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
@@ -27,6 +30,7 @@ const env = {
 };
 
 const ddb = mockClient(DynamoDBDocumentClient);
+const s3 = mockClient(S3Client);
 const saved = { ...process.env };
 
 class Api implements CapillaryApi {
@@ -57,6 +61,10 @@ class Api implements CapillaryApi {
   async *searchGroups(_q: string): AsyncIterable<CapillaryGroupRef> {
     return;
   }
+  // biome-ignore lint/correctness/useYield: no searches are configured in these tests
+  async *extendedFieldSearch(_f: Readonly<Record<string, string>>): AsyncIterable<CapillaryGroupRef> {
+    return;
+  }
 }
 
 const context: Context = {
@@ -68,7 +76,7 @@ const context: Context = {
   awsRequestId: "req-1",
   logGroupName: "/aws/lambda/sync-groups",
   logStreamName: "stream",
-  getRemainingTimeInMillis: () => 60_000,
+  getRemainingTimeInMillis: () => 600_000,
   done: () => {},
   fail: () => {},
   succeed: () => {},
@@ -97,6 +105,10 @@ beforeEach(() => {
   ddb.on(DeleteCommand).resolves({});
   ddb.on(QueryCommand).resolves({ Items: [] });
   ddb.on(BatchWriteCommand).resolves({});
+  ddb.on(GetCommand).resolves({});
+  ddb.on(TransactWriteCommand).resolves({});
+  s3.reset();
+  s3.on(ListObjectsV2Command).resolves({ Contents: [] });
   Object.assign(process.env, env);
 });
 
@@ -116,7 +128,15 @@ describe("functions/sync-groups", () => {
 
   it("wires the configured groups and syncs them through the real store into DynamoDB", async () => {
     const mod = await load();
-    expect(mod.wiring.options).toEqual({ groupIds: ["11", "12"], externalIds: [], searches: [] });
+    expect(mod.wiring.options).toEqual({
+      groupIds: ["11", "12"],
+      externalIds: [],
+      searches: [],
+      extendedFieldSearches: [],
+      syncKnownGroups: true,
+      concurrency: 4,
+      timeReserveMs: 90_000,
+    });
     mod.wiring.deps.api = new Api(new Set());
     const result = await mod.handler(event, context);
     expect(result).toMatchObject({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
-import type { MembershipStore } from "../../lib/ports/membership-store.ts";
+import type { MembershipStore, SyncRunState } from "../../lib/ports/membership-store.ts";
 import type {
   CapillaryApi,
   CapillaryGroup,
@@ -67,6 +67,15 @@ class FakeApi implements CapillaryApi {
     if (failAfter !== undefined && n >= failAfter) throw new ApiError("HTTP_503");
   }
 
+  extended = new Map<string, string[] | Error>();
+  async *extendedFieldSearch(fields: Readonly<Record<string, string>>): AsyncIterable<CapillaryGroupRef> {
+    const key = JSON.stringify(fields);
+    this.calls.push(`extendedFieldSearch:${key}`);
+    const refs = this.extended.get(key) ?? [];
+    if (refs instanceof Error) throw refs;
+    for (const groupId of refs) yield { groupId, groupName: "Extended Name", groupExternalId: null };
+  }
+
   async *searchGroups(q: string): AsyncIterable<CapillaryGroupRef> {
     this.calls.push(`search:${q}`);
     const s = this.searches.get(q) ?? { refs: [] };
@@ -123,6 +132,23 @@ class MemoryStore implements MembershipStore {
     if (this.lock?.runId !== runId) return false;
     this.lock = null;
     return true;
+  }
+  run: SyncRunState | null = null;
+  list: { runId: string; entries: string[] } | null = null;
+  runSaves = 0;
+  async getSyncRun(): Promise<SyncRunState | null> {
+    return this.run ? structuredClone(this.run) : null;
+  }
+  async getSyncRunList(runId: string, total: number): Promise<string[]> {
+    if (this.list?.runId !== runId || this.list.entries.length !== total) throw new Error("list mismatch");
+    return [...this.list.entries];
+  }
+  async putSyncRun(owner: string, state: SyncRunState, list?: readonly string[]): Promise<void> {
+    await tick();
+    if (this.lock?.runId !== owner) throw Object.assign(new Error("lock lost"), { code: "SYNC_LOCK_LOST" });
+    if (list) this.list = { runId: state.runId, entries: [...list] };
+    this.run = structuredClone(state);
+    this.runSaves++;
   }
   get(groupId: string, userId: string): Membership | undefined {
     return this.memberships.get(`${groupId}|${userId}`);
@@ -405,7 +431,7 @@ describe("syncGroups: concurrency and lock", () => {
     api.groups.set("1", new ApiError("HTTP_500"));
     const r = await syncGroups(deps, { ...none, groupIds: ["1"] });
     expect(r.failed).toEqual(["1"]);
-    expect(store.released).toEqual([r.runId]);
+    expect(store.released).toEqual([r.invocationId]);
     expect(store.lock).toBeNull();
   });
 });
@@ -413,6 +439,11 @@ describe("syncGroups: concurrency and lock", () => {
 describe("settleSyncResult", () => {
   const base: SyncResult = {
     runId: "r",
+    invocationId: "i",
+    resumed: false,
+    complete: true,
+    remaining: 0,
+    run: null,
     startedAt: "2024-01-01T00:00:00.000Z",
     finishedAt: "2024-01-01T00:01:00.000Z",
     groups: 3,
