@@ -1,9 +1,11 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { z } from "zod";
 import { aggregatePeriods, dirtyPeriods, type PublishedReport } from "../lib/aggregate.ts";
-import { logger } from "../lib/logger.ts";
 import { periodRange } from "../lib/domain/periods.ts";
+import { logger } from "../lib/logger.ts";
+import { metrics, recordAggregation } from "../lib/metrics.ts";
 import { createRuntime } from "../lib/runtime.ts";
 
 const runtime = createRuntime();
@@ -26,9 +28,14 @@ export async function aggregateEvent(event: unknown): Promise<PublishedReport[]>
         ? periodRange(e.from, e.to)
         : await dirtyPeriods(runtime.aggregate.ledger);
   logger.info("aggregation requested", { periods });
-  return aggregatePeriods(runtime.aggregate, periods);
+  const before = await runtime.aggregate.ledger.listPeriods();
+  const published = await aggregatePeriods(runtime.aggregate, periods);
+  const after = await runtime.aggregate.ledger.listPeriods();
+  recordAggregation(metrics, before, published, after, runtime.aggregate.now());
+  return published;
 }
 
 export const handler = middy<unknown, PublishedReport[]>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
   .handler(aggregateEvent);

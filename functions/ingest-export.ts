@@ -1,8 +1,10 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import type { S3Event } from "aws-lambda";
 import { EXPORTS_PREFIX, type IngestOutcome, ingestObject } from "../lib/ingest.ts";
 import { logger } from "../lib/logger.ts";
+import { metrics, recordIngest } from "../lib/metrics.ts";
 import { createRuntime } from "../lib/runtime.ts";
 import { parseS3Event } from "../lib/s3-event.ts";
 
@@ -35,10 +37,12 @@ export async function ingestEvent(event: S3Event): Promise<IngestOutcome[]> {
       failures.push(rec.object.key);
     }
   }
+  recordIngest(metrics, outcomes);
   if (failures.length > 0) throw new Error(`ingestion failed for ${failures.length} of the event's objects`);
   return outcomes;
 }
 
 export const handler = middy<S3Event, IngestOutcome[]>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
   .handler(ingestEvent);
