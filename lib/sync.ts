@@ -358,8 +358,9 @@ async function work(
   let sinceSave = 0;
   const finished = new Set<number>();
   let saving: Promise<void> = Promise.resolve();
+  let failed = false;
   const worker = async () => {
-    while (next < list.length) {
+    while (next < list.length && !failed) {
       if (!o.hasTime()) {
         stopped = true;
         return;
@@ -372,7 +373,10 @@ async function work(
         sinceSave = 0;
         // Serialised: each save writes the state as it is when its turn comes, never an older one.
         saving = saving.then(o.save);
-        await saving;
+        await saving.catch((e: unknown) => {
+          failed = true; // e.g. SYNC_LOCK_LOST: the other workers take no new group
+          throw e;
+        });
       }
     }
   };

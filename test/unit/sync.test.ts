@@ -493,3 +493,206 @@ describe("settleSyncResult", () => {
     expect(log.entries).toEqual([]);
   });
 });
+
+describe("syncGroups: more discovery sources", () => {
+  it("unions extended field searches and membership CSV ids with the rest, de-duplicated", async () => {
+    const { api, deps, log } = setup();
+    for (const id of ["1", "2", "3", "4", "5"]) {
+      api.groups.set(id, group(id, [u(`u${id}`)]));
+      api.members.set(id, [mem(`u${id}`)]);
+    }
+    api.extended.set(JSON.stringify({ region: "north" }), ["2", "3"]);
+    api.extended.set(JSON.stringify({ segment: "fleet", tier: "A" }), new ApiError("HTTP_500"));
+    const r = await syncGroups(
+      { ...deps, extraGroupIds: async () => ({ groupIds: ["003", "4", "5"], files: 1, rows: 3 }) },
+      {
+        ...none,
+        groupIds: ["1"],
+        extendedFieldSearches: [{ region: "north" }, { segment: "fleet", tier: "A" }],
+      },
+    );
+    expect(r).toMatchObject({ groups: 5, synced: 5, discoveryFailures: 1, complete: true });
+    expect(api.calls.filter((c) => c.startsWith("listMembers:")).sort()).toEqual(
+      ["1", "2", "3", "4", "5"].map((id) => `listMembers:${id}`),
+    );
+    expect(log.entries.find((e) => e.message === "membership csv discovery done")?.attributes).toEqual({
+      files: 1,
+      rows: 3,
+      groups: 3,
+      added: 2,
+    });
+    expect(JSON.stringify(log.entries)).not.toContain("north");
+  });
+
+  it("a failing CSV source is a discovery failure; the configured groups are still synced", async () => {
+    const { api, deps } = setup();
+    api.groups.set("1", group("1", [u("a")]));
+    const r = await syncGroups(
+      {
+        ...deps,
+        extraGroupIds: async () => {
+          throw new Error("AccessDenied");
+        },
+      },
+      { ...none, groupIds: ["1"] },
+    );
+    expect(r).toMatchObject({ groups: 1, synced: 1, discoveryFailures: 1 });
+  });
+});
+
+describe("syncGroups: runs longer than one invocation", () => {
+  /** An invocation whose remaining time drops by `costMs` per group started. */
+  function budget(totalMs: number, costMs: number) {
+    let left = totalMs;
+    return {
+      remainingMs: () => left,
+      spend: () => {
+        left -= costMs;
+      },
+    };
+  }
+
+  function world(n: number) {
+    const s = setup();
+    const ids = Array.from({ length: n }, (_, i) => String(100 + i));
+    for (const id of ids) {
+      s.api.groups.set(id, group(id, [u(`a${id}`), u(`b${id}`)]));
+      s.api.members.set(id, [mem(`a${id}`), mem(`b${id}`)]);
+    }
+    return { ...s, ids };
+  }
+
+  it("stops before the time reserve, checkpoints, and the next invocations resume to completion", async () => {
+    const { api, store, deps, ids } = world(23);
+    const opts = { ...none, groupIds: ids, concurrency: 3, timeReserveMs: 1_000, checkpointEvery: 4 };
+    const results: SyncResult[] = [];
+    for (let i = 0; i < 10; i++) {
+      const b = budget(10_500, 1_000); // room for 10 groups per invocation (a reserve of 1 s)
+      const origGet = api.getGroup.bind(api);
+      api.getGroup = async (ref) => {
+        b.spend();
+        return origGet(ref);
+      };
+      const r = await syncGroups({ ...deps, remainingMs: b.remainingMs }, opts);
+      api.getGroup = origGet;
+      results.push(r);
+      if (r.complete) break;
+    }
+    expect(results.map((r) => r.complete)).toEqual([false, false, true]);
+    expect(results.map((r) => r.resumed)).toEqual([false, true, true]);
+    expect(new Set(results.map((r) => r.runId)).size).toBe(1);
+    expect(results.map((r) => r.groups)).toEqual([10, 10, 3]);
+    expect(results[0]?.remaining).toBe(13);
+    // Every group exactly once over the run: no group skipped, none re-done.
+    const listed = api.calls.filter((c) => c.startsWith("listMembers:")).map((c) => c.slice(12));
+    expect(listed.sort()).toEqual([...ids].sort());
+    expect(store.memberships.size).toBe(46);
+    expect(store.run).toMatchObject({
+      status: "complete",
+      cursor: 23,
+      total: 23,
+      synced: 23,
+      invocations: 3,
+    });
+    expect(store.lock).toBeNull();
+    // The next invocation starts a new run (discovers again).
+    const next = await syncGroups(deps, opts);
+    expect(next).toMatchObject({ resumed: false, complete: true, groups: 23 });
+    expect(next.runId).not.toBe(results[0]?.runId);
+  });
+
+  it("an invocation started while another holds the lock changes nothing, also mid-run", async () => {
+    const { store, deps, ids } = world(6);
+    const opts = { ...none, groupIds: ids, timeReserveMs: 1_000 };
+    const first = await syncGroups({ ...deps, remainingMs: () => 500 }, opts); // no time: list saved only
+    expect(first).toMatchObject({ complete: false, groups: 0, remaining: 6 });
+    const run = structuredClone(store.run);
+    store.lock = { runId: "someone-else", expiresAt: Date.now() / 1000 + 60 };
+    const second = await syncGroups(deps, opts);
+    expect(second.lockSkipped).toBe(true);
+    expect(store.run).toEqual(run);
+    expect(store.memberships.size).toBe(0);
+    store.lock = null;
+    const third = await syncGroups(deps, opts);
+    expect(third).toMatchObject({ resumed: true, complete: true, groups: 6, runId: first.runId });
+  });
+
+  it("an invocation that lost its lock cannot save progress over a newer one", async () => {
+    const { store, deps, ids } = world(4);
+    const orig = store.putMemberships.bind(store);
+    store.putMemberships = async (items) => {
+      store.lock = { runId: "thief", expiresAt: Date.now() / 1000 + 60 }; // our lock expired and was taken
+      return orig(items);
+    };
+    await expect(syncGroups(deps, { ...none, groupIds: ids, checkpointEvery: 1 })).rejects.toMatchObject({
+      code: "SYNC_LOCK_LOST",
+    });
+    expect(store.run?.cursor).toBe(0);
+  });
+
+  it("known groups that this run did not discover are synced only after the discovered ones", async () => {
+    const { api, store, deps } = world(0);
+    for (const id of ["1", "2", "3"]) {
+      api.groups.set(id, group(id, [u(`m${id}`)]));
+      api.members.set(id, [mem(`m${id}`)]);
+    }
+    await syncGroups(deps, { ...none, groupIds: ["1", "2", "3"] });
+    // 2 drops out of the configuration; 3 is deleted at the source and drops out too.
+    api.groups.delete("3");
+    api.calls = [];
+    const r = await syncGroups(deps, { ...none, groupIds: ["1"], syncKnownGroups: true });
+    expect(r).toMatchObject({ complete: true, groups: 3, synced: 3, gone: 1 });
+    expect(api.calls.filter((c) => c.startsWith("getGroup:id:"))).toEqual([
+      "getGroup:id:1",
+      ...["getGroup:id:2", "getGroup:id:3"].sort(),
+    ]);
+    expect(store.get("2", "m2")?.active).toBe(true);
+    expect(store.get("3", "m3")).toMatchObject({ active: false, exitSeenAt: expect.any(String) });
+    expect(store.metas.get("3")?.status).toBe("GONE");
+    expect(store.run).toMatchObject({ total: 3, sweepStart: 1 });
+    // A GONE group is not checked again.
+    api.calls = [];
+    await syncGroups(deps, { ...none, groupIds: ["1"], syncKnownGroups: true });
+    expect(api.calls.filter((c) => c.startsWith("getGroup:id:")).sort()).toEqual([
+      "getGroup:id:1",
+      "getGroup:id:2",
+    ]);
+  });
+
+  it("the known-groups phase waits for a complete run, across invocations", async () => {
+    const { api, store, deps, ids } = world(4);
+    api.groups.set("9", group("9", [u("k")]));
+    api.members.set("9", [mem("k")]);
+    await syncGroups(deps, { ...none, groupIds: ["9"] });
+    api.calls = [];
+    const opts = { ...none, groupIds: ids, syncKnownGroups: true, timeReserveMs: 1_000, concurrency: 1 };
+    let left = 2_500; // the lock's ttl reads it once, then room for 2 groups
+    const first = await syncGroups(
+      {
+        ...deps,
+        remainingMs: () => {
+          left -= 500;
+          return left;
+        },
+      },
+      opts,
+    );
+    expect(first.complete).toBe(false);
+    expect(store.run?.sweepStart).toBeNull();
+    expect(api.calls).not.toContain("getGroup:id:9");
+    const second = await syncGroups(deps, opts);
+    expect(second.complete).toBe(true);
+    expect(api.calls.filter((c) => c === "getGroup:id:9")).toHaveLength(1);
+    expect(api.calls.indexOf("getGroup:id:9")).toBe(api.calls.length - 2); // after every discovered group
+  });
+
+  it("an unreadable checkpoint list starts a new run instead of failing forever", async () => {
+    const { store, deps, ids, log } = world(3);
+    await syncGroups({ ...deps, remainingMs: () => 0 }, { ...none, groupIds: ids, timeReserveMs: 1 });
+    expect(store.run?.status).toBe("running");
+    store.list = null;
+    const r = await syncGroups(deps, { ...none, groupIds: ids });
+    expect(r).toMatchObject({ resumed: false, complete: true, groups: 3 });
+    expect(log.entries.some((e) => e.message.startsWith("unfinished sync run unreadable"))).toBe(true);
+  });
+});
