@@ -68,8 +68,19 @@ export const periodStateSchema = z.object({
   dirtySince: z.string().nullable().default(null),
   lastRunId: z.string().nullable().default(null),
   lastReportAt: z.string().nullable().default(null),
+  /** Incremented by every markDirty: a run clears the dirty mark only if no mark came after it looked. */
+  dirtyVersion: z.number().int().optional(),
+  /** When the last mark came (the newest accepted file of the period). */
+  lastMarkedAt: z.string().nullable().optional(),
+  /** Every file committed with rows of this period (ids), read consistently: no GSI lag can hide one. */
+  fileIds: z
+    .union([z.set(z.string()), z.array(z.string())])
+    .transform((v) => [...v].sort())
+    .optional(),
 });
 export type PeriodState = z.infer<typeof periodStateSchema>;
+
+const AGGREGATE_LOCK = { pk: "AGGREGATE#LOCK", sk: "LOCK" } as const;
 
 export class LedgerStore {
   constructor(
@@ -101,23 +112,50 @@ export class LedgerStore {
     return out;
   }
 
-  async markDirty(periods: readonly string[], at: string): Promise<void> {
+  /**
+   * Mark periods dirty after `fileId` was committed with rows in them. Call it after the COMMITTED ledger
+   * write: a run that looks at the period state afterwards is sure to find the file (by id, consistently).
+   */
+  async markDirty(periods: readonly string[], at: string, fileId?: string): Promise<void> {
     for (const period of periods) {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: keys.period(period),
-          UpdateExpression:
-            "SET #p = :p, gsi1pk = :g, gsi1sk = :p, dirtySince = if_not_exists(dirtySince, :at)",
+          UpdateExpression: `SET #p = :p, gsi1pk = :g, gsi1sk = :p, dirtySince = if_not_exists(dirtySince, :at), lastMarkedAt = :at ADD dirtyVersion :one${fileId ? ", fileIds :f" : ""}`,
           ExpressionAttributeNames: { "#p": "period" },
-          ExpressionAttributeValues: { ":p": period, ":g": "PERIOD", ":at": at },
+          ExpressionAttributeValues: {
+            ":p": period,
+            ":g": "PERIOD",
+            ":at": at,
+            ":one": 1,
+            ...(fileId ? { ":f": new Set([fileId]) } : {}),
+          },
         }),
       );
     }
   }
 
-  /** Record a published report; clears the dirty mark only when nothing was marked after the run started. */
-  async markReported(period: string, runId: string, startedAt: string, at: string): Promise<void> {
+  /** One period's state, read consistently (null when the period was never marked). */
+  async getPeriod(period: string): Promise<PeriodState | null> {
+    const r = await this.ddb.send(
+      new GetCommand({ TableName: this.table, Key: keys.period(period), ConsistentRead: true }),
+    );
+    return r.Item ? periodStateSchema.parse(r.Item) : null;
+  }
+
+  /**
+   * Record a published report. The dirty mark is cleared only when no markDirty came after the run read
+   * the period state (`seenVersion`: its dirtyVersion then), so a file accepted during the run keeps its
+   * period dirty for the next run. Without `seenVersion`: cleared when marked before the run started.
+   */
+  async markReported(
+    period: string,
+    runId: string,
+    startedAt: string,
+    at: string,
+    seenVersion?: number,
+  ): Promise<void> {
     await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
@@ -133,12 +171,69 @@ export class LedgerStore {
           TableName: this.table,
           Key: keys.period(period),
           UpdateExpression: "REMOVE dirtySince",
-          ConditionExpression: "attribute_exists(dirtySince) AND dirtySince <= :s",
-          ExpressionAttributeValues: { ":s": startedAt },
+          ...(seenVersion === undefined
+            ? {
+                ConditionExpression:
+                  "attribute_exists(dirtySince) AND dirtySince <= :s AND (attribute_not_exists(lastMarkedAt) OR lastMarkedAt <= :s)",
+                ExpressionAttributeValues: { ":s": startedAt },
+              }
+            : {
+                ConditionExpression:
+                  "attribute_exists(dirtySince) AND (dirtyVersion = :v OR (attribute_not_exists(dirtyVersion) AND :v = :zero))",
+                ExpressionAttributeValues: { ":v": seenVersion, ":zero": 0 },
+              }),
         }),
       );
     } catch (e) {
       if ((e as { name?: string }).name !== "ConditionalCheckFailedException") throw e;
+    }
+  }
+
+  /**
+   * The aggregation lock (`AGGREGATE#LOCK` / `LOCK`): one run at a time, so two runs never interleave
+   * their publications. Expires after `ttlSeconds` (a crashed run does not block forever); false when
+   * another unexpired owner holds it.
+   */
+  async acquireAggregateLock(owner: string, nowMs: number, ttlSeconds: number): Promise<boolean> {
+    const now = Math.floor(nowMs / 1000);
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: AGGREGATE_LOCK,
+          UpdateExpression: "SET lockOwner = :o, expiresAt = :e, acquiredAt = :a",
+          ConditionExpression: "attribute_not_exists(lockOwner) OR expiresAt < :now OR lockOwner = :o",
+          ExpressionAttributeValues: {
+            ":o": owner,
+            ":e": now + ttlSeconds,
+            ":a": new Date(nowMs).toISOString(),
+            ":now": now,
+          },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if ((e as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw e;
+    }
+  }
+
+  /** Releases the lock if `owner` still holds it; false when it did not. */
+  async releaseAggregateLock(owner: string): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: AGGREGATE_LOCK,
+          UpdateExpression: "REMOVE lockOwner, expiresAt",
+          ConditionExpression: "lockOwner = :o",
+          ExpressionAttributeValues: { ":o": owner },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if ((e as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw e;
     }
   }
 
