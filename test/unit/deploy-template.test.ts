@@ -1,0 +1,375 @@
+/* biome-ignore-all lint/suspicious/noExplicitAny: a CloudFormation template is untyped JSON */
+/* biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub strings */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lintTemplate } from "../../infra/deploy/cfn-lint.ts";
+import { type CfnTemplate, type PackagedService, packageService } from "../../infra/deploy/package.ts";
+import { tableDefinition } from "../../lib/adapters/table.ts";
+import { METRIC } from "../../lib/metrics.ts";
+
+/**
+ * The synthesized CloudFormation template (`osls package`, offline, no credentials) holds what the
+ * deployment promises: functions, triggers, storage, least-privilege roles, failure handling, alarms, SFTP.
+ */
+
+type Resource = CfnTemplate["Resources"][string];
+type Statement = {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+};
+
+const PUBLIC_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBs0m3Qw8y0kG0xQ5tC0d7n2c7aJ2m2Yc3cQm0Q6m5aZ insights";
+const FN = { ingest: "IngestDashexport", sync: "SyncDashgroups", aggregate: "AggregateDashgroups" } as const;
+
+let pkg: PackagedService;
+let t: CfnTemplate;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), "glr-template-"));
+  pkg = await packageService(join(dir, "out"), {
+    stage: "ci",
+    params: { sftp: "true", sftpPublicKey: PUBLIC_KEY, alarmEmail: "ops@example.com" },
+  });
+  t = pkg.template;
+}, 240_000);
+
+afterAll(async () => {
+  await pkg?.remove();
+});
+
+const res = (id: string): Resource => {
+  const r = t.Resources[id];
+  if (!r) throw new Error(`no resource ${id}`);
+  return r;
+};
+const props = (id: string) => res(id).Properties as Record<string, any>;
+const ofType = (type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+
+/** A CloudFormation string value as text: plain, or the template of an Fn::Sub. */
+function text(v: unknown): string {
+  if (typeof v === "string") return v;
+  const sub = (v as { "Fn::Sub"?: unknown })?.["Fn::Sub"];
+  if (typeof sub === "string") return sub;
+  if (Array.isArray(sub) && typeof sub[0] === "string") return sub[0];
+  return JSON.stringify(v);
+}
+const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+function statements(fn: keyof typeof FN): Statement[] {
+  const role = props(`${FN[fn]}IamRoleLambdaExecution`);
+  return role.Policies.flatMap((p: any) => p.PolicyDocument.Statement as Statement[]);
+}
+/** Every (action, resource text) pair a function's role allows. */
+function grants(fn: keyof typeof FN): [string, string][] {
+  return statements(fn)
+    .filter((s) => s.Effect === "Allow")
+    .flatMap((s) =>
+      list(s.Action).flatMap((a) => list(s.Resource).map((r) => [a, text(r)] as [string, string])),
+    );
+}
+const s3Objects = (fn: keyof typeof FN, action: string) =>
+  grants(fn)
+    .filter(([a]) => a === action)
+    .map(([, r]) =>
+      r.replace(
+        /^arn:\$\{AWS::Partition\}:s3:::glr-ci-(exports|reports)-\$\{AWS::AccountId\}-\$\{AWS::Region\}/,
+        "$1",
+      ),
+    )
+    .sort();
+
+describe("serverless.yml packaged offline", () => {
+  it("resolves every framework variable (nothing needs AWS at package time)", () => {
+    const json = JSON.stringify(t);
+    for (const v of [
+      "${self:",
+      "${sls:",
+      "${param:",
+      "${opt:",
+      "${aws:",
+      "${ssm:",
+      "${env:",
+      "${cf:",
+      "${s3:",
+    ]) {
+      expect(json).not.toContain(v);
+    }
+  });
+
+  it("passes cfn-lint", () => {
+    expect(lintTemplate(t)).toEqual([]);
+  });
+
+  it("cfn-lint does find errors in a broken template", () => {
+    const broken = structuredClone(t);
+    (broken.Resources.ExportsBucket as any).Properties.BucketEncryptionTypo = {};
+    (broken.Resources.Table as any).Properties.StreamSpecification = { StreamViewType: { Ref: "Nowhere" } };
+    const findings = lintTemplate(broken);
+    expect(findings.some((f) => f.resource.includes("BucketEncryptionTypo"))).toBe(true);
+    expect(findings.some((f) => f.message.includes("Nowhere"))).toBe(true);
+  });
+});
+
+describe("functions", () => {
+  it("are three ESM bundles on nodejs22.x", () => {
+    const fns = ofType("AWS::Lambda::Function");
+    expect(fns.map(([id]) => id).sort()).toEqual(
+      Object.values(FN)
+        .map((f) => `${f}LambdaFunction`)
+        .sort(),
+    );
+    for (const [, f] of fns) expect(f.Properties?.Runtime).toBe("nodejs22.x");
+    expect(props(`${FN.ingest}LambdaFunction`).Handler).toBe("functions/ingest-export.handler");
+  });
+
+  it("read their configuration from the environment: names, metrics, Capillary credentials from SSM", () => {
+    const env = props(`${FN.sync}LambdaFunction`).Environment.Variables;
+    expect(text(env.EXPORTS_BUCKET)).toBe("glr-ci-exports-${AWS::AccountId}-${AWS::Region}");
+    expect(env.TABLE_NAME).toEqual({ Ref: "Table" });
+    expect(env.CAPILLARY_CREDENTIALS_SSM_PREFIX).toBe("/group-loyalty-reports/ci/capillary");
+    expect(env.CAPILLARY_OAUTH_SECRET).toBeUndefined();
+    expect(env.POWERTOOLS_SERVICE_NAME).toBe("group-loyalty-reports-ci");
+    const ssm = grants("sync").filter(([a]) => a.startsWith("ssm:"));
+    expect(ssm.length).toBeGreaterThan(0);
+    for (const [, r] of ssm) expect(r).toMatch(/:parameter\/group-loyalty-reports\/ci\/capillary\/\*$/);
+  });
+
+  it("keep their logs for the configured retention", () => {
+    const groups = ofType("AWS::Logs::LogGroup");
+    expect(groups).toHaveLength(3);
+    for (const [, g] of groups) expect(g.Properties?.RetentionInDays).toBe(90);
+  });
+});
+
+describe("triggers", () => {
+  it("S3 invokes ingest for every ObjectCreated kind under exports/ only", () => {
+    const n = props("ExportsBucket").NotificationConfiguration;
+    expect(n.LambdaConfigurations).toEqual([
+      {
+        Event: "s3:ObjectCreated:*",
+        Filter: { S3Key: { Rules: [{ Name: "prefix", Value: "exports/" }] } },
+        Function: { "Fn::GetAtt": [`${FN.ingest}LambdaFunction`, "Arn"] },
+      },
+    ]);
+    expect(n.QueueConfigurations ?? n.TopicConfigurations).toBeUndefined();
+    const perm = props(`${FN.ingest}S3Permission`);
+    expect(perm.Principal).toBe("s3.amazonaws.com");
+    expect(perm.SourceAccount).toEqual({ Ref: "AWS::AccountId" });
+    expect(list(res("ExportsBucket").DependsOn)).toContain(`${FN.ingest}S3Permission`);
+  });
+
+  it("schedules run sync and aggregation", () => {
+    const rules = ofType("AWS::Events::Rule").map(([, r]) => r.Properties as any);
+    const target = (fn: string) =>
+      rules.find((r) => r.Targets.some((x: any) => x.Arn?.["Fn::GetAtt"]?.[0] === `${fn}LambdaFunction`));
+    expect(target(FN.sync)?.ScheduleExpression).toBe("rate(6 hours)");
+    expect(target(FN.aggregate)?.ScheduleExpression).toBe("rate(15 minutes)");
+    expect(target(FN.ingest)).toBeUndefined();
+  });
+});
+
+describe("storage", () => {
+  it("the table has the keys and GSI1 of lib/adapters/table.ts, and point-in-time recovery", () => {
+    const p = props("Table");
+    const def = tableDefinition("x");
+    expect(p.KeySchema).toEqual(def.KeySchema);
+    expect(p.GlobalSecondaryIndexes).toEqual(def.GlobalSecondaryIndexes);
+    expect(
+      [...p.AttributeDefinitions].sort((a: any, b: any) => a.AttributeName.localeCompare(b.AttributeName)),
+    ).toEqual(
+      [...(def.AttributeDefinitions ?? [])].sort((a, b) =>
+        (a.AttributeName ?? "").localeCompare(b.AttributeName ?? ""),
+      ),
+    );
+    expect(p.BillingMode).toBe("PAY_PER_REQUEST");
+    expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(res("Table").DeletionPolicy).toBe("Retain");
+  });
+
+  it.each(["ExportsBucket", "ReportsBucket"])(
+    "%s blocks public access, encrypts and refuses plain HTTP",
+    (b) => {
+      const p = props(b);
+      expect(p.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      expect(
+        p.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm,
+      ).toBe("AES256");
+      const policy = ofType("AWS::S3::BucketPolicy").find(([, r]) => (r.Properties as any).Bucket.Ref === b);
+      expect(policy).toBeDefined();
+      const deny = (policy?.[1].Properties as any)?.PolicyDocument.Statement.find(
+        (s: any) => s.Effect === "Deny",
+      );
+      expect(deny.Condition).toEqual({ Bool: { "aws:SecureTransport": "false" } });
+      expect(deny.Action).toBe("s3:*");
+      expect(deny.Resource).toEqual([{ "Fn::GetAtt": [b, "Arn"] }, { "Fn::Sub": `\${${b}.Arn}/*` }]);
+    },
+  );
+
+  it("lifecycle rules expire rejects, optionally staging, superseded report runs, and stale uploads", () => {
+    const rules = props("ExportsBucket").LifecycleConfiguration.Rules;
+    expect(rules).toContainEqual({
+      Id: "expire-rejects",
+      Status: "Enabled",
+      Prefix: "rejects/",
+      ExpirationInDays: 90,
+    });
+    const staging = rules.find((r: any) => r["Fn::If"]);
+    expect(staging["Fn::If"][0]).toBe("HasStagingExpiration");
+    expect(staging["Fn::If"][1]).toMatchObject({ Prefix: "staging/", Status: "Enabled" });
+    expect(t.Conditions?.HasStagingExpiration).toEqual({
+      "Fn::Not": [{ "Fn::Equals": ["days-0", "days-0"] }],
+    });
+    const reports = props("ReportsBucket").LifecycleConfiguration.Rules;
+    expect(reports).toContainEqual({
+      Id: "expire-superseded-report-runs",
+      Status: "Enabled",
+      Prefix: "reports/period=",
+      TagFilters: [{ Key: "glr:superseded", Value: "true" }],
+      ExpirationInDays: 30,
+    });
+    for (const r of [...rules, ...reports].filter((x: any) => x.Id === "abort-incomplete-uploads")) {
+      expect(r.AbortIncompleteMultipartUpload.DaysAfterInitiation).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("least privilege", () => {
+  it("each function has its own role with no wildcard action and no wildcard resource", () => {
+    for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
+      const role = `${FN[fn]}IamRoleLambdaExecution`;
+      expect(props(`${FN[fn]}LambdaFunction`).Role).toEqual({ "Fn::GetAtt": [role, "Arn"] });
+      expect(props(role).ManagedPolicyArns).toEqual([]);
+      for (const [action, resource] of grants(fn)) {
+        expect(action).not.toContain("*");
+        expect(resource).not.toBe("*");
+      }
+    }
+  });
+
+  it("ingest reads exports/, writes staging/ and rejects/ and the ledger", () => {
+    expect(s3Objects("ingest", "s3:GetObject")).toEqual(["exports/exports/*"]);
+    expect(s3Objects("ingest", "s3:PutObject")).toEqual(["exports/rejects/*", "exports/staging/*"]);
+    const ddb = grants("ingest").filter(([a]) => a.startsWith("dynamodb:"));
+    expect(ddb.map(([a]) => a).sort()).toEqual([
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]);
+  });
+
+  it("sync reads membership/ and writes the table", () => {
+    expect(s3Objects("sync", "s3:GetObject")).toEqual(["exports/membership/*"]);
+    expect(s3Objects("sync", "s3:PutObject")).toEqual([]);
+    expect(grants("sync").map(([a]) => a)).toEqual(
+      expect.arrayContaining(["dynamodb:BatchWriteItem", "dynamodb:Query"]),
+    );
+  });
+
+  it("aggregate reads staging/ and writes reports/", () => {
+    expect(s3Objects("aggregate", "s3:GetObject")).toEqual(["exports/staging/*", "reports/reports/*"]);
+    expect(s3Objects("aggregate", "s3:PutObject")).toEqual(["reports/reports/*"]);
+    const writes = grants("aggregate").filter(([a]) => /dynamodb:(Put|Delete|BatchWrite)/.test(a));
+    expect(writes).toEqual([]);
+  });
+
+  it("no function writes under exports/ (no recursive invocation) or deletes any object", () => {
+    for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
+      expect(s3Objects(fn, "s3:PutObject").filter((r) => r.startsWith("exports/exports/"))).toEqual([]);
+      expect(grants(fn).filter(([a]) => a.startsWith("s3:Delete"))).toEqual([]);
+    }
+  });
+
+  it("bucket listings are limited to the function's prefix", () => {
+    const prefixes = (fn: keyof typeof FN) =>
+      statements(fn)
+        .filter((s) => list(s.Action).includes("s3:ListBucket"))
+        .map((s) => (s.Condition as any)?.StringLike?.["s3:prefix"]);
+    expect(prefixes("ingest")).toEqual([["exports/*"]]);
+    expect(prefixes("sync")).toEqual([["membership/*"]]);
+    expect(prefixes("aggregate")).toEqual([["reports/*"]]);
+  });
+});
+
+describe("failures and alarms", () => {
+  it("every function sends failed asynchronous invocations to the failed-invocations queue", () => {
+    const configs = ofType("AWS::Lambda::EventInvokeConfig").map(([, r]) => r.Properties as any);
+    for (const fn of Object.values(FN)) {
+      const c = configs.find((x) => x.FunctionName.Ref === `${fn}LambdaFunction`);
+      expect(c?.DestinationConfig.OnFailure.Destination).toEqual({
+        "Fn::GetAtt": ["FailedInvocationsQueue", "Arn"],
+      });
+      expect(c?.MaximumRetryAttempts).toBe(2);
+    }
+    for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
+      expect(grants(fn)).toContainEqual([
+        "sqs:SendMessage",
+        JSON.stringify({ "Fn::GetAtt": ["FailedInvocationsQueue", "Arn"] }),
+      ]);
+    }
+  });
+
+  it("alarms on each function's errors, the queue depth, report age and failed groups, all to the topic", () => {
+    const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties as any);
+    for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: "AlarmTopic" }]);
+    for (const fn of Object.values(FN)) {
+      expect(
+        alarms.some((a) => a.MetricName === "Errors" && a.Dimensions[0].Value.Ref === `${fn}LambdaFunction`),
+      ).toBe(true);
+    }
+    expect(alarms.find((a) => a.Namespace === "AWS/SQS")?.Dimensions[0].Value).toEqual({
+      "Fn::GetAtt": ["FailedInvocationsQueue", "QueueName"],
+    });
+    const env = props(`${FN.aggregate}LambdaFunction`).Environment.Variables;
+    const custom = (name: string) => alarms.find((a) => a.MetricName === name);
+    for (const name of [METRIC.unreportedDeliveryAge, METRIC.syncGroupsFailed]) {
+      expect(custom(name)?.Namespace).toBe(env.POWERTOOLS_METRICS_NAMESPACE);
+      expect(custom(name)?.Dimensions).toEqual([{ Name: "service", Value: env.POWERTOOLS_SERVICE_NAME }]);
+    }
+    expect(custom(METRIC.unreportedDeliveryAge)?.TreatMissingData).toBe("breaching");
+    expect(custom(METRIC.unreportedDeliveryAge)?.Threshold).toBe(10800);
+    expect(props("AlarmEmailSubscription")).toMatchObject({ Protocol: "email", Endpoint: "ops@example.com" });
+  });
+});
+
+describe("SFTP endpoint for Insights+ (sftp=true)", () => {
+  it("is a Transfer Family SFTP server on S3, created only when enabled", () => {
+    expect(t.Conditions?.SftpEnabled).toEqual({ "Fn::Equals": ["sftp-true", "sftp-true"] });
+    expect(res("SftpServer").Condition).toBe("SftpEnabled");
+    expect(props("SftpServer")).toMatchObject({
+      Domain: "S3",
+      Protocols: ["SFTP"],
+      IdentityProviderType: "SERVICE_MANAGED",
+    });
+  });
+
+  it("its user lands in exports/ and may not leave it", () => {
+    const u = props("SftpUser");
+    expect(u.HomeDirectoryType).toBe("LOGICAL");
+    expect(u.HomeDirectoryMappings).toEqual([
+      { Entry: "/", Target: { "Fn::Sub": "/${ExportsBucket}/exports" } },
+    ]);
+    expect(u.SshPublicKeys).toEqual([
+      { "Fn::If": ["HasSftpPublicKey", PUBLIC_KEY, { Ref: "AWS::NoValue" }] },
+    ]);
+    const policy = props("SftpUserRole").Policies[0].PolicyDocument.Statement as Statement[];
+    for (const s of policy) {
+      for (const a of list(s.Action)) expect(a).not.toContain("*");
+      const r = text(s.Resource);
+      if (list(s.Action).includes("s3:ListBucket"))
+        expect((s.Condition as any).StringLike["s3:prefix"]).toContain("exports/*");
+      else expect(r).toBe("${ExportsBucket.Arn}/exports/*");
+    }
+    expect(policy.flatMap((s) => list(s.Action)).filter((a) => a.startsWith("s3:Delete"))).toEqual([]);
+  });
+});
