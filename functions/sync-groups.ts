@@ -1,4 +1,5 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
@@ -10,6 +11,7 @@ import { S3Objects } from "../lib/adapters/s3-objects.ts";
 import { capillarySchema, loadConfig, syncSchema } from "../lib/config.ts";
 import { logger } from "../lib/logger.ts";
 import { discoverFromMembershipCsvs } from "../lib/membership-csv.ts";
+import { type ApiCounters, metrics, recordSync } from "../lib/metrics.ts";
 import { createRuntime } from "../lib/runtime.ts";
 import {
   type SyncDeps,
@@ -47,6 +49,22 @@ export interface ContinueEvent {
 let ssm: SSMClient | undefined;
 let secrets: SecretsManagerClient | undefined;
 
+const capillary = createCapillaryApi(config, {
+  log: (entry) => logger.info("capillary api", entry),
+  credentials: capillaryCredentialsProvider(config, {
+    ssm: () => {
+      ssm ??= new SSMClient({ region });
+      return ssm;
+    },
+    secrets: () => {
+      secrets ??= new SecretsManagerClient({ region });
+      return secrets;
+    },
+  }),
+});
+/** API counters at the end of the previous invocation of this process (metrics are per invocation). */
+let apiBefore: ApiCounters = capillary.stats();
+
 export const wiring: {
   deps: SyncDeps;
   options: SyncOptions;
@@ -54,19 +72,7 @@ export const wiring: {
   continueMode: "self" | "schedule";
 } = {
   deps: {
-    api: createCapillaryApi(config, {
-      log: (entry) => logger.info("capillary api", entry),
-      credentials: capillaryCredentialsProvider(config, {
-        ssm: () => {
-          ssm ??= new SSMClient({ region });
-          return ssm;
-        },
-        secrets: () => {
-          secrets ??= new SecretsManagerClient({ region });
-          return secrets;
-        },
-      }),
-    }),
+    api: capillary,
     store: runtime.membershipStore,
     now: () => new Date(),
     log: logger,
@@ -114,9 +120,13 @@ async function run(_event: ScheduledEvent | ContinueEvent, context: Context): Pr
       });
     }
   }
+  const apiNow = capillary.stats();
+  recordSync(metrics, result, apiNow, apiBefore);
+  apiBefore = apiNow;
   return settleSyncResult(result, wiring.deps.log);
 }
 
 export const handler = middy<ScheduledEvent | ContinueEvent, SyncResult>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics, { captureColdStartMetric: true }))
   .handler(run);
