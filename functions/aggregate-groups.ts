@@ -2,7 +2,7 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { z } from "zod";
-import { aggregatePeriods, dirtyPeriods, type PublishedReport } from "../lib/aggregate.ts";
+import { type AggregationRequest, type PublishedReport, runAggregation } from "../lib/aggregate.ts";
 import { periodRange } from "../lib/domain/periods.ts";
 import { logger } from "../lib/logger.ts";
 import { metrics, recordAggregation } from "../lib/metrics.ts";
@@ -11,7 +11,10 @@ import { createRuntime } from "../lib/runtime.ts";
 const runtime = createRuntime();
 
 const period = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, "a period is YYYY-MM");
-/** A scheduled event (no periods: every dirty period), or an on-demand request for periods or a range. */
+/**
+ * A scheduled event or an SQS batch of ingestion signals (every dirty period), or an on-demand request
+ * for periods or a range. Runs are serialized by the aggregation lock.
+ */
 export const aggregateEventSchema = z.union([
   z.object({ periods: z.array(period).min(1) }),
   z.object({ from: period, to: period }),
@@ -19,20 +22,27 @@ export const aggregateEventSchema = z.union([
 ]);
 export type AggregateEvent = z.infer<typeof aggregateEventSchema>;
 
-export async function aggregateEvent(event: unknown): Promise<PublishedReport[]> {
+/** The request an event stands for: periods named on demand, else every dirty period. */
+export function requestOf(event: unknown): AggregationRequest {
   const e = aggregateEventSchema.parse(event ?? {});
-  const periods =
-    "periods" in e && Array.isArray(e.periods)
-      ? e.periods
-      : "from" in e && typeof e.from === "string" && typeof e.to === "string"
-        ? periodRange(e.from, e.to)
-        : await dirtyPeriods(runtime.aggregate.ledger);
-  logger.info("aggregation requested", { periods });
-  const before = await runtime.aggregate.ledger.listPeriods();
-  const published = await aggregatePeriods(runtime.aggregate, periods);
-  const after = await runtime.aggregate.ledger.listPeriods();
-  recordAggregation(metrics, before, published, after, runtime.aggregate.now());
-  return published;
+  if ("periods" in e && Array.isArray(e.periods)) return { periods: e.periods };
+  if ("from" in e && typeof e.from === "string" && typeof e.to === "string") {
+    if (e.from > e.to) throw new RangeError(`period range is empty: ${e.from} > ${e.to}`);
+    return { periods: periodRange(e.from, e.to) };
+  }
+  return { dirty: true };
+}
+
+export async function aggregateEvent(event: unknown): Promise<PublishedReport[]> {
+  const request = requestOf(event);
+  logger.info("aggregation requested", "periods" in request ? { periods: request.periods } : { dirty: true });
+  const outcome = await runAggregation(runtime.aggregate, request);
+  logger.info("aggregation finished", {
+    status: outcome.status,
+    rounds: outcome.rounds,
+    published: outcome.published.map((p) => `${p.period}/${p.runId}`),
+  });
+  return outcome.published;
 }
 
 export const handler = middy<unknown, PublishedReport[]>()

@@ -2,9 +2,14 @@
  * Aggregate staged rows + membership into the group reports of each period, and publish them atomically:
  * every file is written under a run id, then the period manifest switches to the run, then
  * `reports/latest/manifest.json` points at the newest period's run. Readers that follow a manifest never
- * see a mix of two runs.
+ * see a mix of two runs; `reports/latest/` holds only that manifest (copies of the files there could not
+ * be switched atomically), and the CLI and README tell readers to go through it.
+ *
+ * Runs are serialized by a lock in the table (runAggregation), and a period's dirty mark is cleared only
+ * when no file was accepted after the run read the period state, so a file accepted during a run is in
+ * the next one. Superseded runs are deleted REPORT_RETENTION_DAYS after they were superseded.
  */
-import type { Log } from "./logger.ts";
+
 import { createHash, randomBytes } from "node:crypto";
 import type { EntryStats, LedgerEntry, LedgerStore } from "./adapters/ledger-store.ts";
 import type { S3Objects } from "./adapters/s3-objects.ts";
@@ -20,30 +25,83 @@ import {
 import { buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
+import { renderHtmlReport } from "./domain/html-report.ts";
 import type { GroupMeta, Membership } from "./domain/membership.ts";
 import { renderCsv, renderJson } from "./domain/report.ts";
+import type { Log } from "./logger.ts";
 
 export interface MembershipReader {
   listGroupMetas(): Promise<GroupMeta[]>;
   listAllMemberships(): AsyncIterable<Membership>;
 }
 
+export type ReportObjects = Pick<S3Objects, "get" | "getText" | "put" | "list" | "delete">;
+export type AggregateLedger = Pick<
+  LedgerStore,
+  | "get"
+  | "list"
+  | "listPeriods"
+  | "getPeriod"
+  | "markReported"
+  | "acquireAggregateLock"
+  | "releaseAggregateLock"
+>;
+
+export interface AggregateSettings {
+  stagingBucket: string;
+  reportsBucket: string;
+  partitions: number;
+  calendar: ZonedCalendar;
+  /** Superseded runs are deleted this many days after they were superseded. Default 30. */
+  retentionDays?: number;
+  /** Lease of the aggregation lock, renewed before each period. Default 960 s (Lambda's 900 s + margin). */
+  lockTtlSeconds?: number;
+}
+
 export interface AggregateDeps {
-  objects: S3Objects;
-  ledger: LedgerStore;
+  objects: ReportObjects;
+  ledger: AggregateLedger;
   membership: MembershipReader;
-  settings: { stagingBucket: string; reportsBucket: string; partitions: number; calendar: ZonedCalendar };
+  settings: AggregateSettings;
   now: () => Date;
   log: Log;
+  /** Progress of long work (CLI): one line per step. */
+  progress?: (line: string) => void;
+}
+
+export interface PublishedFile {
+  key: string;
+  name: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+  contentType: string;
 }
 
 export interface PublishedReport {
   period: string;
   runId: string;
   manifestKey: string;
-  files: { key: string; rows: number; sha256: string }[];
+  files: PublishedFile[];
   groups: number;
 }
+
+/** The manifest of one run (`reports/period=P/run=R/manifest.json`, copied to the switch keys). */
+export interface ReportManifest {
+  contract: "v1";
+  period: string;
+  runId: string;
+  generatedAt: string;
+  membershipSyncedAt: string;
+  files: PublishedFile[];
+  /** Ledger ids of the Points / Redemption Summary / rewards files with rows in the period. */
+  inputFiles: string[];
+  /** Ledger ids of the Members files whose newest snapshot fed the members_* figures. */
+  membersFiles: string[];
+}
+
+export const LATEST_MANIFEST_KEY = "reports/latest/manifest.json";
+export const periodManifestKey = (period: string) => `reports/period=${period}/manifest.json`;
 
 export const DATA_QUALITY_COLUMNS = [
   "file",
@@ -89,7 +147,7 @@ export function capabilitiesOf(files: readonly LedgerEntry[]): Capabilities {
 }
 
 /** Periods to aggregate: the given ones, or every dirty period. */
-export async function dirtyPeriods(ledger: LedgerStore): Promise<string[]> {
+export async function dirtyPeriods(ledger: Pick<LedgerStore, "listPeriods">): Promise<string[]> {
   return (await ledger.listPeriods())
     .filter((p) => p.dirtySince !== null)
     .map((p) => p.period)
@@ -97,29 +155,51 @@ export async function dirtyPeriods(ledger: LedgerStore): Promise<string[]> {
 }
 
 export async function aggregatePeriods(
-  deps: AggregateDeps,
+  deps: AggregateDeps & { renewLock?: () => Promise<void> },
   periods: readonly string[],
 ): Promise<PublishedReport[]> {
   const { ledger, settings, log } = deps;
   if (periods.length === 0) return [];
   const startedAt = deps.now().toISOString();
-  const all = await ledger.list();
+  // Period states first (consistent reads), then the ledger: every file marked before this point is
+  // found, by id when the ledger index has not caught up yet.
+  const states = new Map<string, { version: number | undefined; fileIds: string[] }>();
+  for (const p of periods) {
+    const st = await ledger.getPeriod(p);
+    states.set(p, { version: st?.dirtyVersion, fileIds: st?.fileIds ?? [] });
+  }
+  const byId = new Map((await ledger.list()).map((e) => [e.fileId, e]));
+  for (const st of states.values()) {
+    for (const id of st.fileIds) {
+      if (byId.get(id)?.status === "COMMITTED") continue;
+      const fresh = await ledger.get(id);
+      if (fresh) byId.set(id, fresh);
+    }
+  }
+  const all = [...byId.values()];
   const files = currentFiles(all);
   const capabilities = capabilitiesOf(files);
+  const say = deps.progress ?? (() => undefined);
   const groups = await deps.membership.listGroupMetas();
   const memberships: Membership[] = [];
   for await (const m of deps.membership.listAllMemberships()) memberships.push(m);
   const attribution = buildAttributionIndex(memberships, settings.calendar.timeZone);
+  say(`membership: ${groups.length} groups, ${memberships.length} memberships`);
   const members = await readMembers(deps, files);
+  say(`members snapshot: ${members.size} members`);
   const today = settings.calendar.dateOf(deps.now().getTime());
   const dataQuality = dataQualityRows(all);
-  const syncedAt = groups.reduce((m, g) => (g.syncedAt > m ? g.syncedAt : m), "");
+  let syncedAt = "";
+  for (const g of groups) if (g.syncedAt > syncedAt) syncedAt = g.syncedAt;
   const knownPeriods = new Set(
     files.flatMap((f) => f.staged.filter((s) => s.dataset !== "members").map((s) => s.period)),
   );
 
   const published: PublishedReport[] = [];
-  for (const period of [...periods].sort()) {
+  const sortedPeriods = [...periods].sort();
+  for (const [index, period] of sortedPeriods.entries()) {
+    say(`period ${period} (${index + 1}/${sortedPeriods.length})`);
+    await deps.renewLock?.();
     const runId = newRunId(deps.now());
     const agg = new PeriodAggregator(period, attribution);
     const inputs = files.filter((f) => f.staged.some((s) => s.period === period && s.dataset !== "members"));
@@ -146,16 +226,31 @@ export async function aggregatePeriods(
     const report = agg.finish({ groups, memberships, members, capabilities, today });
     if (!knownPeriods.has(period)) {
       log.warn("period has no accepted Points or Redemption Summary rows; nothing published", { period });
+      await ledger.markReported(
+        period,
+        "",
+        startedAt,
+        deps.now().toISOString(),
+        states.get(period)?.version ?? 0,
+      );
       continue;
     }
     const prefix = `reports/period=${period}/run=${runId}`;
     const meta = {
-      contract: "v1",
+      contract: "v1" as const,
       period,
       runId,
       generatedAt: deps.now().toISOString(),
       membershipSyncedAt: syncedAt,
     };
+    const html = renderHtmlReport({
+      period,
+      runId,
+      generatedAt: meta.generatedAt,
+      membershipSyncedAt: syncedAt,
+      groupSummary: report.groupSummary,
+      walletByDay: report.walletByDay,
+    });
     const outputs: [string, string, string, number][] = [
       [
         "group_summary.csv",
@@ -187,14 +282,23 @@ export async function aggregatePeriods(
         "text/csv; charset=utf-8",
         dataQuality.length,
       ],
+      ["report.html", html, "text/html; charset=utf-8", report.groupSummary.length],
     ];
-    const written: PublishedReport["files"] = [];
+    const written: PublishedFile[] = [];
     for (const [name, body, type, rows] of outputs) {
       const key = `${prefix}/${name}`;
-      await deps.objects.put(settings.reportsBucket, key, body, type);
-      written.push({ key, rows, sha256: createHash("sha256").update(body).digest("hex") });
+      const bytes = Buffer.from(body, "utf-8");
+      await deps.objects.put(settings.reportsBucket, key, bytes, type);
+      written.push({
+        key,
+        name,
+        rows,
+        bytes: bytes.byteLength,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        contentType: type,
+      });
     }
-    const manifest = {
+    const manifest: ReportManifest = {
       ...meta,
       files: written,
       inputFiles: inputs.map((f) => f.fileId).sort(),
@@ -211,9 +315,15 @@ export async function aggregatePeriods(
       "application/json",
     );
     // The switch: one PUT each, so a reader sees the old run or the new one.
-    const manifestKey = `reports/period=${period}/manifest.json`;
+    const manifestKey = periodManifestKey(period);
     await deps.objects.put(settings.reportsBucket, manifestKey, manifestBody, "application/json");
-    await ledger.markReported(period, runId, startedAt, deps.now().toISOString());
+    await ledger.markReported(
+      period,
+      runId,
+      startedAt,
+      deps.now().toISOString(),
+      states.get(period)?.version ?? 0,
+    );
     published.push({ period, runId, manifestKey, files: written, groups: report.groupSummary.length });
     log.info("report published", {
       period,
@@ -229,14 +339,132 @@ export async function aggregatePeriods(
   if (latest) {
     const body = await deps.objects.getText(settings.reportsBucket, latest.manifestKey);
     if (body !== null)
-      await deps.objects.put(
-        settings.reportsBucket,
-        "reports/latest/manifest.json",
-        body,
-        "application/json",
-      );
+      await deps.objects.put(settings.reportsBucket, LATEST_MANIFEST_KEY, body, "application/json");
   }
+  for (const p of published) await expireRuns(deps, p.period);
   return published;
+}
+
+const RUN_ID = /^(\d{8}T\d{6}Z)-[0-9a-f]+$/;
+
+/** Epoch ms of a run id's timestamp (`YYYYMMDDTHHMMSSZ-xxxxxx`), or null. */
+export function runIdTime(runId: string): number | null {
+  const m = RUN_ID.exec(runId)?.[1];
+  if (!m) return null;
+  const iso = `${m.slice(0, 4)}-${m.slice(4, 6)}-${m.slice(6, 8)}T${m.slice(9, 11)}:${m.slice(11, 13)}:${m.slice(13, 15)}Z`;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? null : t;
+}
+
+/**
+ * Runs of a period to delete: every run superseded (by the next newer run) more than `retentionDays`
+ * ago, except the runs a manifest points to. Pure, for tests.
+ */
+export function expiredRuns(
+  runIds: readonly string[],
+  pinned: ReadonlySet<string>,
+  nowMs: number,
+  retentionDays: number,
+): string[] {
+  const timed = runIds
+    .map((id) => ({ id, t: runIdTime(id) }))
+    .filter((r): r is { id: string; t: number } => r.t !== null)
+    .sort((a, b) => a.t - b.t || (a.id < b.id ? -1 : 1));
+  const limit = nowMs - retentionDays * 86_400_000;
+  const out: string[] = [];
+  for (let i = 0; i + 1 < timed.length; i++) {
+    const run = timed[i];
+    const next = timed[i + 1];
+    if (run && next && next.t < limit && !pinned.has(run.id)) out.push(run.id);
+  }
+  return out;
+}
+
+/** Delete the period's runs that no manifest points to and that were superseded long enough ago. */
+async function expireRuns(deps: AggregateDeps, period: string): Promise<void> {
+  const { settings, objects, log } = deps;
+  const bucket = settings.reportsBucket;
+  const prefix = `reports/period=${period}/run=`;
+  const byRun = new Map<string, string[]>();
+  for await (const o of objects.list(bucket, prefix)) {
+    const runId = o.key.slice(prefix.length).split("/")[0] ?? "";
+    const keys = byRun.get(runId) ?? [];
+    keys.push(o.key);
+    byRun.set(runId, keys);
+  }
+  const pinned = new Set<string>();
+  for (const key of [periodManifestKey(period), LATEST_MANIFEST_KEY]) {
+    const text = await objects.getText(bucket, key);
+    if (text === null) continue;
+    try {
+      const runId = (JSON.parse(text) as { runId?: unknown }).runId;
+      if (typeof runId === "string") pinned.add(runId);
+    } catch {
+      // an unreadable manifest pins nothing more
+    }
+  }
+  const expired = expiredRuns([...byRun.keys()], pinned, deps.now().getTime(), settings.retentionDays ?? 30);
+  let deleted = 0;
+  for (const runId of expired) {
+    for (const key of byRun.get(runId) ?? []) {
+      await objects.delete(bucket, key);
+      deleted++;
+    }
+  }
+  if (expired.length > 0)
+    log.info("expired report runs deleted", { period, runs: expired.length, objects: deleted });
+}
+
+export type AggregationRequest = { periods: readonly string[] } | { dirty: true };
+
+export interface AggregationOutcome {
+  /** busy: another run held the lock (it re-checks dirty periods before it ends). */
+  status: "done" | "busy";
+  published: PublishedReport[];
+  rounds: number;
+}
+
+/**
+ * One aggregation under the lock. For dirty periods it repeats while periods are (again) dirty, up to
+ * `maxRounds`, and checks once more after releasing the lock: a run refused the lock meanwhile relies on
+ * that, so a file accepted before any run started is always in a report.
+ */
+export async function runAggregation(
+  deps: AggregateDeps,
+  request: AggregationRequest,
+  options: { maxRounds?: number; owner?: string } = {},
+): Promise<AggregationOutcome> {
+  const { ledger, log } = deps;
+  const owner = options.owner ?? `agg-${randomBytes(6).toString("hex")}`;
+  const ttl = deps.settings.lockTtlSeconds ?? 960;
+  const maxRounds = options.maxRounds ?? 5;
+  const published: PublishedReport[] = [];
+  let rounds = 0;
+  for (;;) {
+    if (!(await ledger.acquireAggregateLock(owner, deps.now().getTime(), ttl))) {
+      log.info("aggregation skipped: another run holds the lock", { owner });
+      return { status: rounds === 0 ? "busy" : "done", published, rounds };
+    }
+    const renewLock = async () => {
+      if (!(await ledger.acquireAggregateLock(owner, deps.now().getTime(), ttl)))
+        throw new Error("aggregation lock lost (lease expired and taken by another run)");
+    };
+    try {
+      do {
+        const periods = "periods" in request ? [...request.periods] : await dirtyPeriods(ledger);
+        if (periods.length === 0) break;
+        rounds++;
+        log.info("aggregation round", { owner, round: rounds, periods });
+        published.push(...(await aggregatePeriods({ ...deps, renewLock }, periods)));
+        if ("periods" in request) break;
+      } while (rounds < maxRounds);
+    } finally {
+      await ledger.releaseAggregateLock(owner);
+    }
+    if ("periods" in request || rounds >= maxRounds) break;
+    if ((await dirtyPeriods(ledger)).length === 0) break;
+  }
+  return { status: "done", published, rounds };
 }
 
 function newRunId(now: Date): string {

@@ -1,7 +1,13 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 
 /** Bodies above this go through a multipart Upload (emulators cap a single PutObject; S3 at 5 GB). */
@@ -73,6 +79,10 @@ export class S3Objects {
       params: { Bucket: bucket, Key: key, Body: createReadStream(path), ContentType: contentType },
       queueSize: 2,
     }).done();
+  }
+
+  async delete(bucket: string, key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   }
 
   async *list(bucket: string, prefix: string): AsyncGenerator<{ key: string; size: number; eTag: string }> {

@@ -9,12 +9,12 @@ import { formatThousandths, parseThousandths } from "./decimal.ts";
 import type { GroupMeta, Membership } from "./membership.ts";
 
 /** Keeps the newest version of each key: row version, then delivery time, then file id (deterministic). */
-export class Upserter {
+export class Upserter<T = string[]> {
   private readonly rows = new Map<
     string,
-    { version: number; deliveredAt: number; fileId: string; values: string[] }
+    { version: number; deliveredAt: number; fileId: string; values: T }
   >();
-  add(key: string, version: number, deliveredAt: number, fileId: string, values: string[]): void {
+  add(key: string, version: number, deliveredAt: number, fileId: string, values: T): void {
     const cur = this.rows.get(key);
     if (
       cur === undefined ||
@@ -25,7 +25,7 @@ export class Upserter {
       this.rows.set(key, { version, deliveredAt, fileId, values });
     }
   }
-  *values(): IterableIterator<string[]> {
+  *values(): IterableIterator<T> {
     for (const r of this.rows.values()) yield r.values;
   }
   get size(): number {
@@ -91,6 +91,13 @@ export const UNATTRIBUTED_COLUMNS = [
 ] as const;
 export type UnattributedRow = Record<(typeof UNATTRIBUTED_COLUMNS)[number], string>;
 
+/** Group-wallet redemptions of one day (all groups): for the HTML report's chart. */
+export interface WalletDay {
+  date: string;
+  redemptions: number;
+  points: string;
+}
+
 /** Members snapshot row (staged columns): user_id, loyalty_points, lifetime_points, lifetime_purchased, tier, version. */
 export type MemberSnapshot = readonly string[];
 
@@ -133,6 +140,8 @@ const big = (s: string | undefined): bigint => (s === undefined || s === "" ? 0n
 export class PeriodAggregator {
   private readonly groups = new Map<string, GroupAcc>();
   private readonly unattributed = new Map<string, { rows: number; awarded: bigint; redeemed: bigint }>();
+  /** Group-wallet redemptions (attributed to a group) per event date: count and points. */
+  private readonly walletDays = new Map<string, { count: number; points: bigint }>();
 
   constructor(
     readonly period: string,
@@ -199,6 +208,10 @@ export class PeriodAggregator {
     if (rtype === "group_redemption") {
       a.walletCount++;
       a.walletSum += big(pts);
+      const d = this.walletDays.get(date) ?? { count: 0, points: 0n };
+      d.count++;
+      d.points += big(pts);
+      this.walletDays.set(date, d);
     } else if (MEMBER_REDEMPTION.has(rtype)) {
       a.memberCount++;
       a.memberSum += big(pts);
@@ -223,7 +236,12 @@ export class PeriodAggregator {
     members: ReadonlyMap<string, MemberSnapshot>;
     capabilities: Capabilities;
     today: string;
-  }): { groupSummary: GroupSummaryRow[]; groupMembers: GroupMembersRow[]; unattributed: UnattributedRow[] } {
+  }): {
+    groupSummary: GroupSummaryRow[];
+    groupMembers: GroupMembersRow[];
+    unattributed: UnattributedRow[];
+    walletByDay: WalletDay[];
+  } {
     const { capabilities: cap } = input;
     const p = this.period;
     const last = lastDayOf(p);
@@ -323,6 +341,9 @@ export class PeriodAggregator {
         points_awarded: dec(cap.points, u.awarded),
         points_redeemed: dec(cap.points, u.redeemed),
       }));
-    return { groupSummary, groupMembers, unattributed };
+    const walletByDay: WalletDay[] = [...this.walletDays.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([date, d]) => ({ date, redemptions: d.count, points: formatThousandths(d.points) }));
+    return { groupSummary, groupMembers, unattributed, walletByDay };
   }
 }
