@@ -4,17 +4,19 @@
  * the counts in the ledger. Staged objects count only once the ledger entry is COMMITTED, so a crash
  * midway leaves nothing the aggregation would read; a retry rewrites the same keys (same fileId).
  */
-import type { Log } from "./logger.ts";
+
 import { createHash } from "node:crypto";
-import type { LedgerEntry, LedgerStore, EntryStats, StagedObject } from "./adapters/ledger-store.ts";
-import type { S3Objects } from "./adapters/s3-objects.ts";
+import type { EntryStats, LedgerEntry, LedgerStore, StagedObject } from "./adapters/ledger-store.ts";
+import type { ObjectBody } from "./adapters/s3-objects.ts";
+import { isPreconditionFailed, type S3Objects } from "./adapters/s3-objects.ts";
 import { SpillDir, type SpillFile } from "./adapters/spill.ts";
 import { UnpackError, unpack } from "./adapters/unpack.ts";
-import { CsvParser, encodeCsvRecord, type CsvError } from "./domain/csv.ts";
+import { type CsvError, CsvParser, encodeCsvRecord } from "./domain/csv.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
-import { createNormalizer, isReject, STAGED_COLUMNS, type Normalizer } from "./domain/normalize.ts";
+import { createNormalizer, isReject, type Normalizer, STAGED_COLUMNS } from "./domain/normalize.ts";
 import { partOf, stagedKey } from "./domain/partition.ts";
 import { type ColumnMap, describeHeader, detectTemplate, type TemplateName } from "./domain/templates.ts";
+import type { Log } from "./logger.ts";
 
 export interface DeliveredObject {
   bucket: string;
@@ -38,9 +40,14 @@ export interface IngestSettings {
   tmpDir?: string | undefined;
 }
 
+/** The object store as ingestion uses it (S3Objects in Lambda; LocalObjects in tests and benches). */
+export type IngestObjects = Pick<S3Objects, "get" | "putFile">;
+/** The ledger as ingestion uses it (LedgerStore in Lambda; MemoryLedger in tests and benches). */
+export type IngestLedger = Pick<LedgerStore, "get" | "put" | "markDirty" | "listPeriods">;
+
 export interface IngestDeps {
-  objects: S3Objects;
-  ledger: LedgerStore;
+  objects: IngestObjects;
+  ledger: IngestLedger;
   settings: IngestSettings;
   now: () => Date;
   log: Log;
@@ -89,6 +96,8 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
   const previous = await ledger.get(fileId);
   if (previous && previous.status !== "PROCESSING" && previous.status !== "FAILED") {
     log.info("duplicate delivery ignored", { ...ctx, status: previous.status });
+    // A crash between the COMMITTED write and the dirty marks is retried as a duplicate: mark again.
+    if (previous.status === "COMMITTED") await markPeriods(ledger, previous, deps.now().toISOString());
     return { status: "DUPLICATE", fileId, reason: `already ${previous.status}` };
   }
   const base: LedgerEntry = {
@@ -120,19 +129,33 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
   await ledger.put(base);
   const spill = await SpillDir.create(settings.tmpDir);
   try {
-    const result = await readAndStage(deps, obj, fileId, spill);
+    let body: ObjectBody;
+    try {
+      body = await deps.objects.get(obj.bucket, obj.key, obj.eTag || undefined);
+    } catch (e) {
+      if (!isPreconditionFailed(e)) throw e;
+      // The key was overwritten after this event: its own event ingests the newer version. Final, not retried.
+      const reason = "superseded: the key was overwritten after this event (If-Match failed)";
+      await ledger.put({ ...base, status: "SKIPPED", reason, finishedAt: deps.now().toISOString() });
+      log.info("object skipped", { ...ctx, reason });
+      return { status: "SKIPPED", fileId, reason };
+    }
+    const result = await readAndStage(deps, obj, fileId, spill, body);
     const entry: LedgerEntry = { ...base, ...result, finishedAt: deps.now().toISOString() };
-    if (result.status === "COMMITTED")
-      await ledger.markDirty(result.periods, entry.finishedAt ?? base.startedAt);
-    await ledger.put(entry);
     const totals = sumEntries(result.entries);
-    log.info("export ingested", {
+    await ledger.put(entry);
+    // Marked after the COMMITTED write, so that a run that sees the mark finds the file.
+    if (result.status === "COMMITTED") await markPeriods(ledger, entry, entry.finishedAt ?? base.startedAt);
+    const log_ = result.status === "COMMITTED" ? log.info.bind(log) : log.warn.bind(log);
+    log_(result.status === "COMMITTED" ? "export ingested" : "export not ingested", {
       ...ctx,
       status: result.status,
       reason: result.reason,
+      entries: result.entries.length,
       ...totals,
       periods: result.periods,
     });
+    if (result.status === "SKIPPED") return { status: "SKIPPED", fileId, reason: result.reason ?? "" };
     return { status: result.status, fileId, ...totals, periods: result.periods };
   } catch (e) {
     await ledger.put({
@@ -145,6 +168,18 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
   } finally {
     await spill.remove();
   }
+}
+
+/**
+ * Mark the periods of a committed file dirty. members_* figures of every period come from the newest
+ * Members snapshot, so a Members delivery makes every known period dirty, not only those of its own rows
+ * (it has none).
+ */
+async function markPeriods(ledger: IngestLedger, entry: LedgerEntry, at: string): Promise<void> {
+  const dirty = new Set(entry.periods);
+  if (entry.staged.some((s) => s.dataset === "members"))
+    for (const p of await ledger.listPeriods()) dirty.add(p.period);
+  if (dirty.size > 0) await ledger.markDirty([...dirty].sort(), at, entry.fileId);
 }
 
 function sumEntries(entries: EntryStats[]) {
@@ -165,7 +200,7 @@ function errorText(e: unknown): string {
 }
 
 interface StageResult {
-  status: "COMMITTED" | "REJECTED";
+  status: "COMMITTED" | "REJECTED" | "SKIPPED";
   reason: string | null;
   entries: EntryStats[];
   staged: StagedObject[];
@@ -178,25 +213,40 @@ async function readAndStage(
   obj: DeliveredObject,
   fileId: string,
   spill: SpillDir,
+  body: ObjectBody,
 ): Promise<StageResult> {
   const { settings, objects } = deps;
-  const body = await objects.get(obj.bucket, obj.key, obj.eTag);
   const sinks = new Map<string, { file: SpillFile; dataset: TemplateName; period: string; part: number }>();
   const entries: EntryStats[] = [];
   let rejects: SpillFile | null = null;
   const deliveredPeriod = settings.calendar.dateOf(Date.parse(obj.eventTime)).slice(0, 7);
 
+  // Sinks by dataset and period, then by part: no per-row key string.
+  const byPeriod = new Map<string, (SpillFile | undefined)[]>();
+  let lastDataset = "";
+  let lastPeriod = "";
+  let lastParts: (SpillFile | undefined)[] = [];
   const sinkFor = (dataset: TemplateName, period: string, part: number): SpillFile => {
-    const id = `${dataset}|${period}|${part}`;
-    let s = sinks.get(id);
-    if (!s) {
-      const file = spill.file(`${sinks.size}.csv.gz`, true);
+    if (period !== lastPeriod || dataset !== lastDataset) {
+      const periodKey = `${dataset}|${period}`;
+      let parts = byPeriod.get(periodKey);
+      if (!parts) {
+        parts = [];
+        byPeriod.set(periodKey, parts);
+      }
+      lastDataset = dataset;
+      lastPeriod = period;
+      lastParts = parts;
+    }
+    let file = lastParts[part];
+    if (!file) {
+      file = spill.file(`${sinks.size}.csv.gz`, true);
       file.line(encodeCsvRecord(STAGED_COLUMNS[dataset]));
       file.rows = 0;
-      s = { file, dataset, period, part };
-      sinks.set(id, s);
+      lastParts[part] = file;
+      sinks.set(`${dataset}|${period}|${part}`, { file, dataset, period, part });
     }
-    return s.file;
+    return file;
   };
   const reject = (fileLabel: string, line: number, field: string, reason: string, raw: string): void => {
     if (!rejects) {
@@ -248,15 +298,17 @@ async function readAndStage(
               });
               return;
             }
-            if (stats.error !== null || normalizer === null || dataset === null) return;
             stats.rowsRead++;
+            if (stats.error !== null || normalizer === null || dataset === null) {
+              stats.rowsRejected++;
+              return;
+            }
             const r = normalizer(fields);
             if (isReject(r)) {
               onReject(line, r.field, r.reason, encodeCsvRecord(fields));
               return;
             }
-            const period = r.period ?? deliveredPeriod;
-            sinkFor(dataset, period, partOf(r.key, settings.partitions)).line(encodeCsvRecord(r.values));
+            sinkFor(dataset, r.period ?? deliveredPeriod, partOf(r.key, settings.partitions)).line(r.line);
             stats.rowsAccepted++;
           },
           error(err: CsvError, raw: string) {
@@ -265,8 +317,11 @@ async function readAndStage(
               stats.error = `unreadable header: ${err.code} at line ${err.line}`;
               return;
             }
-            if (stats.error !== null) return;
             stats.rowsRead++;
+            if (stats.error !== null) {
+              stats.rowsRejected++;
+              return;
+            }
             onReject(err.line, `(column ${err.column})`, `${err.code}: ${err.message}`, raw);
           },
         },
@@ -296,6 +351,13 @@ async function readAndStage(
     throw e;
   }
 
+  const whole = wholeFileVerdict(entries);
+  if (whole) {
+    for (const s of sinks.values()) s.file.destroy();
+    (rejects as SpillFile | null)?.destroy();
+    return { ...whole, entries, staged: [], periods: [], rejectsKey: null };
+  }
+
   // Upload staged parts and rejects, then (in the caller) commit the ledger.
   const staged: StagedObject[] = [];
   for (const s of sinks.values()) {
@@ -313,6 +375,27 @@ async function readAndStage(
   }
   const periods = [...new Set(staged.filter((s) => s.dataset !== "members").map((s) => s.period))].sort();
   return { status: "COMMITTED", reason: null, entries, staged, periods, rejectsKey };
+}
+
+/**
+ * A file that yields nothing to stage is not COMMITTED, so it never replaces a good earlier version of
+ * its key: every entry rejected as a whole (unknown header...) -> REJECTED; no data rows at all (header
+ * only, an archive without CSV entries) -> SKIPPED. Null when the file is to be committed.
+ */
+function wholeFileVerdict(
+  entries: readonly EntryStats[],
+): { status: "REJECTED" | "SKIPPED"; reason: string } | null {
+  if (entries.length === 0) return { status: "SKIPPED", reason: "no CSV entry in the file" };
+  const failed = entries.filter((e) => e.error !== null);
+  if (failed.length === entries.length) {
+    const first = failed[0]?.error ?? "";
+    return {
+      status: "REJECTED",
+      reason: entries.length === 1 ? first : `every entry rejected; first: ${first}`,
+    };
+  }
+  if (entries.every((e) => e.rowsRead === 0)) return { status: "SKIPPED", reason: "header only: 0 rows" };
+  return null;
 }
 
 async function drainAll(sinks: Iterable<{ file: SpillFile }>, rejects: SpillFile | null): Promise<void> {

@@ -30,12 +30,69 @@ export const STAGED_COLUMNS = {
   rewards: ["reward_id", "user_id", "event_date", "group_flag", "version"],
 } as const satisfies Record<TemplateName, readonly string[]>;
 
-export interface StagedRow {
-  /** The upsert key (event id, or user id for Members). */
-  key: string;
-  /** YYYY-MM of the event date; null for snapshot datasets (Members), which the caller places. */
-  period: string | null;
-  values: string[];
+/**
+ * One accepted row: its staged line (the dataset's STAGED_COLUMNS as CSV text, without line end) built
+ * directly from the fields, with no intermediate array: this is the hot path.
+ */
+export class StagedRow {
+  constructor(
+    /** The upsert key (event id, or user id for Members). */
+    readonly key: string,
+    /** YYYY-MM of the event date; null for snapshot datasets (Members), which the caller places. */
+    readonly period: string | null,
+    /** The staged CSV line. */
+    readonly line: string,
+  ) {}
+
+  /** The staged values (tests and diagnostics; not used on the hot path). */
+  get values(): string[] {
+    return splitCsvLine(this.line);
+  }
+}
+
+/** Splits one CSV line of RFC 4180 text (no line ends outside quotes). */
+export function splitCsvLine(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line.charCodeAt(i) === 34) {
+      let v = "";
+      i++;
+      for (;;) {
+        const q = line.indexOf('"', i);
+        if (q < 0) throw new Error("unterminated quote");
+        v += line.slice(i, q);
+        if (line.charCodeAt(q + 1) === 34) {
+          v += '"';
+          i = q + 2;
+        } else {
+          i = q + 1;
+          break;
+        }
+      }
+      out.push(v);
+    } else {
+      const c = line.indexOf(",", i);
+      out.push(line.slice(i, c < 0 ? line.length : c));
+      i = c < 0 ? line.length : c;
+    }
+    if (i >= line.length) return out;
+    i++; // the comma
+    if (i === line.length) {
+      out.push("");
+      return out;
+    }
+  }
+}
+
+/** A CSV cell for a text value: quoted only when needed (quote, comma, line end, leading BOM). */
+export function csvCell(v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 34 || c === 44 || c === 10 || c === 13 || (i === 0 && c === 0xfeff))
+      return `"${v.replaceAll('"', '""')}"`;
+  }
+  return v;
 }
 
 export interface RowReject {
@@ -50,9 +107,22 @@ const NULLS = new Set(["", "null", "\\n", "not captured", "n/a"]);
 
 /** Null sentinels (DESIGN.md): empty, NULL, null, \N, Not Captured; `-1` too in id columns. */
 export function isNullish(v: string): boolean {
-  if (v.length === 0) return true;
-  if (v.length > 12) return false;
+  const n = v.length;
+  if (n === 0) return true;
+  if (n > 12) return false;
+  // Fast path: a value starting with a digit, a sign or a dot is never a sentinel.
+  const c = v.charCodeAt(0);
+  if ((c >= 48 && c <= 57) || c === 45 || c === 43 || c === 46) return false;
   return NULLS.has(v.trim().toLowerCase());
+}
+
+/** Trims only when there is something to trim (the common case allocates nothing). */
+function trimmed(v: string): string {
+  const n = v.length;
+  if (n === 0) return v;
+  const a = v.charCodeAt(0);
+  const b = v.charCodeAt(n - 1);
+  return a <= 32 || b <= 32 || a === 0xa0 || b === 0xa0 || a === 0xfeff ? v.trim() : v;
 }
 
 function isDigits(s: string): boolean {
@@ -87,7 +157,7 @@ export function createNormalizer(
   const width = header.length;
   const col = (name: string): number => columns.get(name) ?? -1;
   const label = (idx: number): string => header[idx] ?? "(record)";
-  const get = (fields: readonly string[], idx: number): string => (idx < 0 ? "" : (fields[idx] ?? "")).trim();
+  const get = (fields: readonly string[], idx: number): string => (idx < 0 ? "" : trimmed(fields[idx] ?? ""));
 
   const id = (fields: readonly string[], idx: number, what: string): string => {
     const v = get(fields, idx);
@@ -95,24 +165,42 @@ export function createNormalizer(
     if (!isDigits(v)) throw new Reject(label(idx), `${what} is not a numeric id`);
     return v;
   };
+  // Dates repeat from row to row: remember the last few raw values.
+  const dateCache = new Map<string, string>();
   const date = (fields: readonly string[], idx: number): string => {
     const v = get(fields, idx);
+    const hit = dateCache.get(v);
+    if (hit !== undefined) return hit;
     if (isNullish(v)) throw new Reject(label(idx), "date is missing");
     const d = parseDate(v, opts.calendar);
+    if (d !== "BAD_DATE") {
+      if (dateCache.size >= 4096) dateCache.clear();
+      dateCache.set(v, d);
+    }
     if (d === "BAD_DATE") throw new Reject(label(idx), `not a date: ${JSON.stringify(v.slice(0, 40))}`);
     return d;
   };
   const dec = (fields: readonly string[], idx: number): string => {
     if (idx < 0) return "";
     const v = get(fields, idx);
+    if (v === "0") return "0";
     if (isNullish(v)) return "";
     const t = parseThousandths(v, opts.numberLocale);
     if (typeof t !== "number") throw new Reject(label(idx), decimalErrorText[t as DecimalError]);
     return String(t);
   };
+  /** Lower-cased text, as a CSV cell. The last value is remembered (types repeat from row to row). */
+  const texts = new Map<string, string>();
   const text = (fields: readonly string[], idx: number): string => {
     const v = get(fields, idx);
-    return isNullish(v) ? "" : v.toLowerCase();
+    const hit = texts.get(v);
+    if (hit !== undefined) return hit;
+    const out = isNullish(v) ? "" : csvCell(v.toLowerCase());
+    if (v.length <= 64) {
+      if (texts.size >= 256) texts.clear();
+      texts.set(v, out);
+    }
+    return out;
   };
   const epochVersion = (fields: readonly string[], idx: number): number => {
     const v = get(fields, idx);
@@ -156,11 +244,11 @@ export function createNormalizer(
         const ded = dec(r, cDed);
         let version = cLuDate >= 0 ? dateTimeVersion(get(r, cLuDate), get(r, cLuTime)) : 0;
         if (version === 0 && cAuto >= 0) version = epochVersion(r, cAuto);
-        return {
-          key: eventId,
-          period: d.slice(0, 7),
-          values: [eventId, userId, d, alloc, ded, text(r, cType), text(r, cName), String(version)],
-        };
+        return new StagedRow(
+          eventId,
+          d.slice(0, 7),
+          `${eventId},${userId},${d},${alloc},${ded},${text(r, cType)},${text(r, cName)},${version}`,
+        );
       });
     }
     case "points_redemption_summary": {
@@ -178,11 +266,11 @@ export function createNormalizer(
         const pts = dec(r, cPts);
         let version = cAuto >= 0 ? epochVersion(r, cAuto) : 0;
         if (version === 0 && cTime >= 0) version = epochVersion(r, cTime);
-        return {
-          key: eventId,
-          period: d.slice(0, 7),
-          values: [eventId, userId, d, pts, text(r, cType), String(version)],
-        };
+        return new StagedRow(
+          eventId,
+          d.slice(0, 7),
+          `${eventId},${userId},${d},${pts},${text(r, cType)},${version}`,
+        );
       });
     }
     case "members": {
@@ -195,18 +283,12 @@ export function createNormalizer(
       return build((r) => {
         const userId = id(r, cUser, "user id");
         const tier = get(r, cTier);
-        return {
-          key: userId,
-          period: null,
-          values: [
-            userId,
-            dec(r, cBal),
-            dec(r, cLife),
-            dec(r, cPurch),
-            isNullish(tier) ? "" : tier,
-            String(cAuto >= 0 ? epochVersion(r, cAuto) : 0),
-          ],
-        };
+        const version = cAuto >= 0 ? epochVersion(r, cAuto) : 0;
+        return new StagedRow(
+          userId,
+          null,
+          `${userId},${dec(r, cBal)},${dec(r, cLife)},${dec(r, cPurch)},${isNullish(tier) ? "" : csvCell(tier)},${version}`,
+        );
       });
     }
     case "rewards": {
@@ -224,16 +306,13 @@ export function createNormalizer(
         if (flagText === "1" || flagText === "true" || flagText === "yes") flag = "1";
         else if (flagText === "0" || flagText === "false" || flagText === "no" || flagText === "") flag = "0";
         else throw new Reject(label(cFlag), "not a 0/1 flag");
-        return {
-          key: rid,
-          period: d.slice(0, 7),
-          values: [rid, userId, d, flag, String(cAuto >= 0 ? epochVersion(r, cAuto) : 0)],
-        };
+        const version = cAuto >= 0 ? epochVersion(r, cAuto) : 0;
+        return new StagedRow(rid, d.slice(0, 7), `${rid},${userId},${d},${flag},${version}`);
       });
     }
   }
 }
 
 export function isReject(r: StagedRow | RowReject): r is RowReject {
-  return (r as RowReject).reason !== undefined;
+  return !(r instanceof StagedRow);
 }
