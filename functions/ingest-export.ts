@@ -38,6 +38,8 @@ export async function ingestEvent(event: S3Event): Promise<IngestOutcome[]> {
     }
   }
   recordIngest(metrics, outcomes);
+  // Wake the aggregation (coalesced by the queue) for what was committed, also when some records failed.
+  await runtime.aggregationSignal.afterIngest(outcomes);
   if (failures.length > 0) throw new Error(`ingestion failed for ${failures.length} of the event's objects`);
   return outcomes;
 }
