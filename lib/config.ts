@@ -57,14 +57,6 @@ export const storageSchema = z.object({
   STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8),
 });
 
-/** Report publishing and the ingestion -> aggregation trigger. */
-export const reportsSchema = z.object({
-  /** Superseded report runs are deleted this many days after a newer run replaced them. */
-  REPORT_RETENTION_DAYS: positiveInt("REPORT_RETENTION_DAYS", 30),
-  /** SQS queue the ingest function signals after committing files (unset: the schedule alone). */
-  AGGREGATE_QUEUE_URL: z.url({ error: "AGGREGATE_QUEUE_URL must be a URL" }).optional(),
-});
-
 export const ingestSchema = z.object({
   /** JSON object mapping a delivered column name to the canonical one, e.g. {"Member":"dim_event_user_id"}. */
   COLUMN_MAP: z
@@ -82,7 +74,9 @@ export const ingestSchema = z.object({
   MAX_FIELD_BYTES: positiveInt("MAX_FIELD_BYTES", 64 * 1024),
   MAX_RECORD_BYTES: positiveInt("MAX_RECORD_BYTES", 1024 * 1024),
   /** Number format of the exports: `none` (plain `1234.5`; grouping rejected), `en` (`1,234.5`), `de` (`1.234,5`). */
-  NUMBER_LOCALE: z.enum(["none", "en", "de"], { error: "NUMBER_LOCALE must be none, en or de" }).default("none"),
+  NUMBER_LOCALE: z
+    .enum(["none", "en", "de"], { error: "NUMBER_LOCALE must be none, en or de" })
+    .default("none"),
 });
 
 export const capillarySchema = z

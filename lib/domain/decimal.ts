@@ -19,8 +19,9 @@ export function parseThousandths(
 ): number | DecimalError {
   let s = text.trim();
   if (locale) {
-    if (locale.group !== "") s = s.split(locale.group).join("");
-    if (locale.decimal !== ".") s = s.replace(locale.decimal, ".");
+    const plain = ungroup(s, locale);
+    if (plain === null) return "NOT_A_NUMBER";
+    s = plain;
   }
   const n = s.length;
   let i = 0;
@@ -61,6 +62,33 @@ export function parseThousandths(
   const v = int * 1000 + frac;
   if (!(v < MAX_THOUSANDTHS)) return "OUT_OF_RANGE";
   return neg ? -v : v;
+}
+
+/** Number locales of NUMBER_LOCALE: grouping and decimal separators. */
+export const NUMBER_LOCALES = {
+  en: { group: ",", decimal: "." },
+  de: { group: ".", decimal: "," },
+} as const satisfies Record<string, { group: string; decimal: string }>;
+
+/**
+ * A locale-formatted number (`1,234.5` in en, `1.234,5` in de) in plain form (`1234.5`), or null when the
+ * grouping is not well formed (groups of 3 digits after a first group of 1 to 3; none after the decimal
+ * separator): `1,5` in en or `1.5` in de is ambiguous, so it is rejected rather than guessed.
+ */
+function ungroup(s: string, locale: { group: string; decimal: string }): string | null {
+  const d = s.indexOf(locale.decimal);
+  const int = d >= 0 ? s.slice(0, d) : s;
+  const frac = d >= 0 ? s.slice(d + 1) : null;
+  if (frac !== null && (frac.includes(locale.group) || frac.includes(locale.decimal))) return null;
+  let plainInt = int;
+  if (locale.group !== "" && int.includes(locale.group)) {
+    const sign = int.startsWith("-") || int.startsWith("+") ? int.slice(0, 1) : "";
+    const groups = int.slice(sign.length).split(locale.group);
+    const [first = "", ...rest] = groups;
+    if (first.length < 1 || first.length > 3 || rest.some((g) => g.length !== 3)) return null;
+    plainInt = sign + groups.join("");
+  }
+  return frac === null ? plainInt : `${plainInt}.${frac}`;
 }
 
 /** Format integer thousandths exactly and minimally: `-12.5`, `0`, `1234.125`. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { dateTimeVersion, lastDayOf, parseDate, ZonedCalendar } from "../../lib/domain/dates.ts";
-import { formatThousandths, parseThousandths } from "../../lib/domain/decimal.ts";
+import { formatThousandths, NUMBER_LOCALES, parseThousandths } from "../../lib/domain/decimal.ts";
 import { periodRange } from "../../lib/domain/periods.ts";
 
 describe("decimals are exact thousandths (invariant 4)", () => {
@@ -85,5 +85,24 @@ describe("dates", () => {
     expect(lastDayOf("2026-12")).toBe("2026-12-31");
     expect(periodRange("2025-11", "2026-02")).toEqual(["2025-11", "2025-12", "2026-01", "2026-02"]);
     expect(() => periodRange("2026-02", "2025-11")).toThrow(/empty/);
+  });
+});
+
+describe("number locales (NUMBER_LOCALE)", () => {
+  it.each([
+    ["1,234.5", undefined, "THOUSANDS_SEPARATOR"],
+    ["1.234,5", undefined, "THOUSANDS_SEPARATOR"],
+    ["1,234.5", NUMBER_LOCALES.en, 1234500],
+    ["-1,234,567.125", NUMBER_LOCALES.en, -1234567125],
+    ["1234.5", NUMBER_LOCALES.en, 1234500],
+    ["1,23.5", NUMBER_LOCALES.en, "NOT_A_NUMBER"],
+    ["1,5", NUMBER_LOCALES.en, "NOT_A_NUMBER"],
+    ["1.234,5", NUMBER_LOCALES.de, 1234500],
+    ["1.234", NUMBER_LOCALES.de, 1234000],
+    ["0,125", NUMBER_LOCALES.de, 125],
+    ["1.5", NUMBER_LOCALES.de, "NOT_A_NUMBER"],
+    ["1,2,3", NUMBER_LOCALES.de, "NOT_A_NUMBER"],
+  ] as const)("%s under %j is %s", (text, locale, want) => {
+    expect(parseThousandths(text, locale)).toBe(want);
   });
 });
