@@ -57,6 +57,14 @@ export const storageSchema = z.object({
   STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8),
 });
 
+/** Report publishing and the ingestion -> aggregation trigger. */
+export const reportsSchema = z.object({
+  /** Superseded report runs are deleted this many days after a newer run replaced them. */
+  REPORT_RETENTION_DAYS: positiveInt("REPORT_RETENTION_DAYS", 30),
+  /** SQS queue the ingest function signals after committing files (unset: the schedule alone). */
+  AGGREGATE_QUEUE_URL: z.url({ error: "AGGREGATE_QUEUE_URL must be a URL" }).optional(),
+});
+
 export const ingestSchema = z.object({
   /** JSON object mapping a delivered column name to the canonical one, e.g. {"Member":"dim_event_user_id"}. */
   COLUMN_MAP: z

@@ -2,12 +2,15 @@
  * Wiring of the use cases from validated configuration: the one place where adapters are built.
  * Lambda handlers call it once at cold start; the demo and the CLI call it with their own env.
  */
-import type { AggregateDeps } from "./aggregate.ts";
+
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { LedgerStore } from "./adapters/ledger-store.ts";
 import { createMembershipStore } from "./adapters/membership-store.ts";
 import { S3Objects } from "./adapters/s3-objects.ts";
+import type { AggregateDeps } from "./aggregate.ts";
+import { type AggregationSignal, noSignal, sqsSignal } from "./aggregate-trigger.ts";
 import { type AwsClients, createAwsClients } from "./clients.ts";
-import { awsSchema, ingestSchema, loadConfig, storageSchema } from "./config.ts";
+import { awsSchema, ingestSchema, loadConfig, reportsSchema, storageSchema } from "./config.ts";
 import { ZonedCalendar } from "./domain/dates.ts";
 import { NUMBER_LOCALES } from "./domain/decimal.ts";
 import type { IngestDeps } from "./ingest.ts";
@@ -19,10 +22,12 @@ export interface Runtime {
   ingest: IngestDeps;
   aggregate: AggregateDeps;
   membershipStore: ReturnType<typeof createMembershipStore>;
+  /** Ingest -> aggregate signal (SQS when AGGREGATE_QUEUE_URL is set). */
+  aggregationSignal: AggregationSignal;
 }
 
 function loadCoreConfig(env: NodeJS.ProcessEnv) {
-  return loadConfig(env, awsSchema, storageSchema, ingestSchema);
+  return loadConfig(env, awsSchema, storageSchema, ingestSchema, reportsSchema);
 }
 
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: AwsClients): Runtime {
@@ -37,6 +42,9 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: Aw
     config,
     clients: aws,
     membershipStore,
+    aggregationSignal: config.AGGREGATE_QUEUE_URL
+      ? sqsSignal(new SQSClient({ region: config.AWS_REGION }), config.AGGREGATE_QUEUE_URL, logger)
+      : noSignal,
     ingest: {
       objects,
       ledger,
@@ -64,6 +72,7 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: Aw
         reportsBucket: config.REPORTS_BUCKET,
         partitions: config.STAGING_PARTITIONS,
         calendar,
+        retentionDays: config.REPORT_RETENTION_DAYS,
       },
     },
   };
