@@ -22,10 +22,8 @@ export interface PipelineOptions {
   dispatcher: S3Dispatcher;
   /** Local simulator and the membership states to sync, in order (one sync each). Without it: one sync against the configured API. */
   capillary?: { simulator: CapillarySimulator; states: SimState[] };
-  /** Directory whose files are uploaded under their relative paths (which start with `exports/`). */
-  exportsDir: string;
-  /** Upload order (relative keys); default: every file under exportsDir, sorted. */
-  order?: string[];
+  /** Files to upload, in delivery order; keys start with `exports/`. */
+  uploads: { key: string; path: string }[];
   progress?: (line: string) => void;
 }
 
@@ -95,10 +93,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   });
   const bucket = opts.env.EXPORTS_BUCKET;
   if (!bucket) throw new Error("EXPORTS_BUCKET is not set");
-  const keys = opts.order ?? (await listFiles(opts.exportsDir));
-  for (const key of keys) {
+  for (const { key, path } of opts.uploads) {
     if (!key.startsWith("exports/")) throw new Error(`${key}: files to ingest must be under exports/`);
-    const path = join(opts.exportsDir, ...key.split("/"));
     const { size } = await stat(path);
     await new Upload({
       client: s3,
@@ -111,5 +107,5 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   s3.destroy();
 
   const published = await aggregate.handler({}, lambdaContext("aggregate-groups"));
-  return { uploaded: keys, ingestFailures: drained.failed, published };
+  return { uploaded: opts.uploads.map((u) => u.key), ingestFailures: drained.failed, published };
 }

@@ -71,8 +71,9 @@ describe("demo pipeline equals the generator's truth", () => {
       },
       dispatcher,
       capillary: { simulator: sim, states: [first.state, second.state] },
-      exportsDir: dir,
-      order: [...sample.manifest.files].sort((a, b) => a.deliveryOrder - b.deliveryOrder).map((f) => f.key),
+      uploads: [...sample.manifest.files]
+        .sort((a, b) => a.deliveryOrder - b.deliveryOrder)
+        .map((f) => ({ key: f.key, path: join(dir, ...f.key.split("/")) })),
     });
   });
 
