@@ -610,6 +610,54 @@ describe("pagination", () => {
   });
 });
 
+describe("extendedFieldSearch", () => {
+  const basic = { CAPILLARY_AUTH: "basic" as const };
+  it("POSTs {extendedFields} with the paging in the query, every page, ids exact", async () => {
+    const rows = [
+      `{"groupId":9007199254740993,"groupName":"A","groupStatus":"ACTIVE","groupExternalId":"E1"}`,
+      `{"groupId":12,"groupName":"B","groupStatus":"ACTIVE","groupExternalId":null}`,
+      `{"groupId":13,"groupName":"C","groupStatus":"INACTIVE"}`,
+    ];
+    const t = setup({
+      config: { ...basic, CAPILLARY_PAGE_SIZE: 2 },
+      handler: (c) => {
+        const offset = Number(c.url.searchParams.get("offset"));
+        return json(
+          `{"pagination":{"limit":2,"offset":${offset},"total":3},"data":[${rows.slice(offset, offset + 2).join(",")}]}`,
+        );
+      },
+    });
+    expect(await collect(t.api.extendedFieldSearch({ region: "north", fleet_type: "truck" }))).toEqual([
+      { groupId: "9007199254740993", groupName: "A", groupExternalId: "E1" },
+      { groupId: "12", groupName: "B", groupExternalId: null },
+      { groupId: "13", groupName: "C", groupExternalId: null },
+    ]);
+    expect(t.calls.map((c) => [c.method, c.url.pathname, c.url.searchParams.get("offset")])).toEqual([
+      ["POST", "/v2/userGroup2/extendedFieldSearch", "0"],
+      ["POST", "/v2/userGroup2/extendedFieldSearch", "2"],
+    ]);
+    for (const c of t.calls) {
+      expect(JSON.parse(c.body ?? "")).toEqual({ extendedFields: { region: "north", fleet_type: "truck" } });
+      expect(c.headers.get("content-type")).toBe("application/json");
+    }
+  });
+
+  it("a 503 is retried and an error body is a CapillaryApiError naming POST", async () => {
+    let n = 0;
+    const t = setup({
+      config: basic,
+      handler: () =>
+        ++n === 1
+          ? json("", 503)
+          : json(`{"warnings":[],"errors":[{"status":false,"code":400,"message":"bad"}]}`, 400),
+    });
+    const e = await errorOf(collect(t.api.extendedFieldSearch({ region: "x" })));
+    expect(e).toMatchObject({ code: "CAPILLARY_HTTP_400", status: 400, capillaryCodes: [400] });
+    expect(e.message).toContain("POST /v2/userGroup2/extendedFieldSearch");
+    expect(t.calls).toHaveLength(2);
+  });
+});
+
 describe("secrets", () => {
   it("no credential or token appears in any log entry or error message", async () => {
     const TOKEN = "tok-SUPERSECRET-123";
