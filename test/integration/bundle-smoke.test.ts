@@ -1,3 +1,4 @@
+/* biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub names */
 /**
  * The deployable artifacts work: `osls package` builds the three zips, and each bundled handler (.mjs from
  * the zip, nothing else: it runs outside the repository, so no node_modules can help it) is imported in a
@@ -15,7 +16,14 @@ import type { S3Event } from "aws-lambda";
 import { unzipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CapillarySimulator, startCapillarySimulator } from "../../infra/capillary-sim.ts";
-import { FUNCTIONS, packageService } from "../../infra/deploy/package.ts";
+import {
+  isAllowed,
+  neededFor,
+  type RecordingProxy,
+  roleStatements,
+  startRecordingProxy,
+} from "../../infra/deploy/iam-check.ts";
+import { type CfnTemplate, FUNCTIONS, packageService } from "../../infra/deploy/package.ts";
 import { provision } from "../../infra/provision.ts";
 import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
@@ -96,6 +104,9 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
   let dispatcher: S3Dispatcher;
   let sim: CapillarySimulator;
   const ingestRuns: Invocation[] = [];
+  let template: CfnTemplate;
+  /** Per function: recording proxies in front of S3 (the dispatcher) and DynamoDB Local. */
+  const proxies = {} as Record<Fn, { s3: RecordingProxy; ddb: RecordingProxy }>;
 
   async function invoke(fn: Fn, event: unknown, extraEnv: Record<string, string> = {}): Promise<Invocation> {
     const id = `${fn}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
@@ -118,9 +129,9 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
           AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
           AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          S3_ENDPOINT: dispatcher.endpoint,
+          S3_ENDPOINT: proxies[fn].s3.endpoint,
           S3_FORCE_PATH_STYLE: "true",
-          DYNAMODB_ENDPOINT: stack.dynamoEndpoint,
+          DYNAMODB_ENDPOINT: proxies[fn].ddb.endpoint,
           EXPORTS_BUCKET: names.exportsBucket,
           REPORTS_BUCKET: names.reportsBucket,
           TABLE_NAME: names.tableName,
@@ -142,6 +153,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
       buildSample({ outDir: join(dir, "sample"), seed: 11, months: ["2026-09"] }),
     ]);
     sample = built;
+    template = pkg.template;
     for (const fn of FUNCTIONS) {
       const files = unzipSync(new Uint8Array(await readFile(pkg.zip(fn))));
       for (const [name, bytes] of Object.entries(files)) {
@@ -154,6 +166,12 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     if (!first) throw new Error("the sample has a sync");
     sim = await startCapillarySimulator({ state: first.state, credentials });
     dispatcher = await startS3Dispatcher({ upstream: stack.s3Endpoint, region: stack.region });
+    for (const fn of FUNCTIONS) {
+      proxies[fn] = {
+        s3: await startRecordingProxy(dispatcher.endpoint, "s3"),
+        ddb: await startRecordingProxy(stack.dynamoEndpoint, "dynamodb"),
+      };
+    }
     dispatcher.setTarget(async (event: S3Event) => {
       const r = await invoke("ingest-export", event);
       ingestRuns.push(r);
@@ -163,6 +181,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
   }, 240_000);
 
   afterAll(async () => {
+    for (const p of Object.values(proxies)) await Promise.all([p.s3.stop(), p.ddb.stop()]);
     await dispatcher?.stop();
     await sim?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -235,5 +254,24 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     expect(metrics.get(METRIC.reportsPublished)).toEqual([published.length]);
     expect(metrics.get(METRIC.unreportedDeliveryAge)).toEqual([0]);
     expect(metrics.get(METRIC.reportDelay)?.length).toBe(published.length);
+  });
+
+  it("every S3 and DynamoDB call each bundle made is allowed by its role in the template", () => {
+    const alias = {
+      [names.exportsBucket]: "glr-smoke-exports-${AWS::AccountId}-${AWS::Region}",
+      [names.reportsBucket]: "glr-smoke-reports-${AWS::AccountId}-${AWS::Region}",
+    };
+    const logical: Record<Fn, string> = {
+      "ingest-export": "IngestDashexport",
+      "sync-groups": "SyncDashgroups",
+      "aggregate-groups": "AggregateDashgroups",
+    };
+    for (const fn of FUNCTIONS) {
+      const statements = roleStatements(template, logical[fn]);
+      const calls = [...proxies[fn].s3.calls, ...proxies[fn].ddb.calls];
+      expect(calls.length, fn).toBeGreaterThan(0);
+      const denied = calls.flatMap((c) => neededFor(c, alias)).filter((n) => !isAllowed(statements, n));
+      expect({ fn, denied }).toEqual({ fn, denied: [] });
+    }
   });
 });
