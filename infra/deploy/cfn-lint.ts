@@ -33,7 +33,8 @@ interface SpecProperty {
 }
 
 function correctedSpec(): Spec {
-  const spec = structuredClone(require("@aws-cdk/cfnspec/spec/specification.json") as Spec);
+  // Corrected in place: this module is its only user in the process.
+  const spec = require("@aws-cdk/cfnspec/spec/specification.json") as Spec;
   const fix = (owner: string, props: Record<string, SpecProperty> | undefined) => {
     for (const p of Object.values(props ?? {})) {
       if ((p.Type !== "List" && p.Type !== "Map") || !p.ItemType) continue;
