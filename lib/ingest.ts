@@ -57,6 +57,8 @@ export type IngestOutcome =
   | {
       status: "COMMITTED" | "REJECTED";
       fileId: string;
+      /** Why a file was REJECTED as a whole; null (or absent) when COMMITTED. */
+      reason?: string | null;
       rowsRead: number;
       rowsAccepted: number;
       rowsRejected: number;
@@ -156,7 +158,7 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
       periods: result.periods,
     });
     if (result.status === "SKIPPED") return { status: "SKIPPED", fileId, reason: result.reason ?? "" };
-    return { status: result.status, fileId, ...totals, periods: result.periods };
+    return { status: result.status, fileId, reason: result.reason, ...totals, periods: result.periods };
   } catch (e) {
     await ledger.put({
       ...base,

@@ -21,8 +21,20 @@ const recordSchema = z.object({
 
 export const s3EventSchema = z.object({ Records: z.array(recordSchema) });
 
+/** Decodes an event key; a stray `%` that is no escape is kept as it is rather than failing the event. */
 export function decodeS3EventKey(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, " "));
+  const spaced = key.replace(/\+/g, " ");
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return spaced.replace(/(%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run);
+      } catch {
+        return run;
+      }
+    });
+  }
 }
 
 export type ParsedRecord =
