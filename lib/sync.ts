@@ -15,8 +15,9 @@ import type { CapillaryApi, CapillaryGroup, CapillaryMember } from "./ports.ts";
  * discovered list and a cursor are checkpointed in the store (`SYNC#RUN`); an invocation starts no new
  * group once `remainingMs()` drops below `timeReserveMs`, saves the cursor and returns `complete: false`;
  * the next invocation (the handler re-invokes itself, or the next schedule) resumes the run instead of
- * starting a new one. Each invocation holds the sync lock for its lifetime, and checkpoints are written
- * only while it holds it: a second invocation started meanwhile returns `lockSkipped` and changes nothing.
+ * starting a new one. Each invocation holds the sync lock for its lifetime (renewed at each checkpoint),
+ * and checkpoints are written only while it holds it: a second invocation started meanwhile returns
+ * `lockSkipped` and changes nothing; one that lost its lock stops with SYNC_LOCK_LOST.
  *
  * Discovery (new runs only): configured ids, external ids (resolved here), name searches, extended field
  * searches and extra ids (the Member Care CSVs), unioned and de-duplicated (ids canonical). When every
@@ -110,7 +111,7 @@ export interface SyncResult {
   run: SyncRunState | null;
 }
 
-export type SyncErrorCode = "SYNC_ALL_GROUPS_FAILED" | "SYNC_DISCOVERY_FAILED";
+export type SyncErrorCode = "SYNC_ALL_GROUPS_FAILED" | "SYNC_DISCOVERY_FAILED" | "SYNC_LOCK_LOST";
 
 export class SyncError extends Error {
   constructor(
@@ -167,10 +168,11 @@ export async function syncGroups(deps: SyncDeps, opts: SyncOptions): Promise<Syn
     run: null,
   };
 
-  const left = remainingMs();
-  const ttl =
-    opts.lockTtlSeconds ?? (Number.isFinite(left) ? Math.max(60, Math.ceil(left / 1000) + 30) : 900);
-  if (!(await store.acquireSyncLock(invocationId, ttl))) {
+  const lockTtl = () => {
+    const left = remainingMs();
+    return opts.lockTtlSeconds ?? (Number.isFinite(left) ? Math.max(60, Math.ceil(left / 1000) + 30) : 900);
+  };
+  if (!(await store.acquireSyncLock(invocationId, lockTtl()))) {
     log.warn("sync skipped: another run holds the lock", { invocationId });
     return { ...result, lockSkipped: true, finishedAt: deps.now().toISOString() };
   }
@@ -246,6 +248,10 @@ export async function syncGroups(deps: SyncDeps, opts: SyncOptions): Promise<Syn
     const handled = new Set<string>();
     const save = async (withList = false) => {
       state.updatedAt = deps.now().toISOString();
+      // Heartbeat: a run longer than the lock's ttl (a CLI run at 10 requests/s) keeps its lock.
+      if (!(await store.acquireSyncLock(invocationId, lockTtl()))) {
+        throw new SyncError("SYNC_LOCK_LOST", `invocation ${invocationId} lost the sync lock`);
+      }
       await store.putSyncRun(
         invocationId,
         { ...state, failedSample: [...state.failedSample] },

@@ -269,8 +269,9 @@ export function createMembershipStore(
               acquiredAt: new Date(now * 1000).toISOString(),
               expiresAt: now + ttlSeconds,
             },
-            ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
-            ExpressionAttributeValues: { ":now": now },
+            // The holder itself may renew (heartbeat): the expiry moves, the lock never changes hands.
+            ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now OR runId = :runId",
+            ExpressionAttributeValues: { ":now": now, ":runId": runId },
           }),
         );
         return true;

@@ -40,7 +40,10 @@ export interface MembershipStore {
   listGroupMetas(): Promise<GroupMeta[]>;
   /** Every membership of every group, streamed (for the aggregation). */
   listAllMemberships(): AsyncIterable<Membership>;
-  /** true when `owner` now holds the lock; false when another unexpired owner holds it. */
+  /**
+   * true when `owner` now holds the lock (the holder calling again renews it to now + ttl); false when
+   * another unexpired owner holds it.
+   */
   acquireSyncLock(owner: string, ttlSeconds: number): Promise<boolean>;
   /** Releases the lock if `owner` still holds it; false when it did not. */
   releaseSyncLock(owner: string): Promise<boolean>;

@@ -158,6 +158,11 @@ describe("membership store on DynamoDB Local", () => {
     expect(await store.releaseSyncLock("run-a")).toBe(false);
     expect(await store.releaseSyncLock("run-b")).toBe(true);
     expect(await store.acquireSyncLock("run-c", 60)).toBe(true);
+    // The holder renews its lock (heartbeat); the renewed expiry keeps others out past the first one.
+    now += 50_000;
+    expect(await store.acquireSyncLock("run-c", 60)).toBe(true);
+    now += 30_000;
+    expect(await store.acquireSyncLock("run-d", 60)).toBe(false);
     expect(await store.releaseSyncLock("run-c")).toBe(true);
   });
 

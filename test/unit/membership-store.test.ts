@@ -294,8 +294,8 @@ describe("sync lock", () => {
     expect(await store.acquireSyncLock("run-1", 900)).toBe(true);
     expect(mock.commandCalls(PutCommand)[0]?.args[0].input).toMatchObject({
       Item: { pk: "SYNC#LOCK", sk: "LOCK", runId: "run-1", expiresAt: 1_700_000_900 },
-      ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
-      ExpressionAttributeValues: { ":now": 1_700_000_000 },
+      ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now OR runId = :runId",
+      ExpressionAttributeValues: { ":now": 1_700_000_000, ":runId": "run-1" },
     });
   });
 

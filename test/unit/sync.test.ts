@@ -123,7 +123,7 @@ class MemoryStore implements MembershipStore {
   async acquireSyncLock(runId: string, ttlSeconds: number): Promise<boolean> {
     await tick();
     const now = Date.now() / 1000;
-    if (this.lock && this.lock.expiresAt >= now) return false;
+    if (this.lock && this.lock.expiresAt >= now && this.lock.runId !== runId) return false;
     this.lock = { runId, expiresAt: now + ttlSeconds };
     return true;
   }
