@@ -7,10 +7,11 @@
  *   npx tsx bench/csv-parse-only.ts [rows=1000000] [rounds=2]
  */
 import { Readable } from "node:stream";
+import { pathToFileURL } from "node:url";
 import { parse } from "csv-parse";
 import { CsvParser } from "../lib/domain/csv.ts";
 
-const HEADER = [
+export const HEADER = [
   "event_id",
   "allocated_points",
   "deducted_points",
@@ -40,7 +41,7 @@ const HEADER = [
 const DEDUCTIONS = ["redeemed", "expired", "return", "redemption_reversal"];
 const CHUNK = 64 * 1024;
 
-function pointsRow(i: number): string {
+export function pointsRow(i: number): string {
   const awarded = i % 3 !== 0;
   const day = 20240101 + (i % 28);
   const row = [
@@ -184,4 +185,5 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+// Run only as a script, not when imported for its generator.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,0 +1,59 @@
+/**
+ * End-to-end ingestion throughput and memory: for each size, a generated Points export (bench/
+ * csv-parse-only.ts's generator) is written to a temp file, then ingested by the real use case through
+ * its ports (file-backed object store, in-memory ledger: no emulator in the measured process), and, in
+ * the same run, parsed by csv-parse alone. Each measurement runs in its own child process so its peak
+ * RSS is its own. Prints rows/s, MB/s, CPU and peak RSS, and the ratio to csv-parse.
+ *
+ *   npm run bench:ingest [-- 100000 1000000 5000000]
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { writePointsExport } from "./ingest-data.ts";
+import type { RunResult } from "./ingest-worker.ts";
+
+const run = promisify(execFile);
+const worker = fileURLToPath(new URL("./ingest-worker.ts", import.meta.url));
+
+export async function measure(mode: "ingest" | "csv-parse", file: string): Promise<RunResult> {
+  const { stdout } = await run(process.execPath, ["--import", "tsx", worker, mode, file], {
+    maxBuffer: 1 << 20,
+  });
+  const last = stdout.trim().split("\n").at(-1) ?? "";
+  return JSON.parse(last) as RunResult;
+}
+
+async function main(): Promise<void> {
+  const sizes = process.argv.slice(2).map(Number);
+  if (sizes.length === 0) sizes.push(100_000, 1_000_000, 5_000_000);
+  const dir = await mkdtemp(join(tmpdir(), "glr-bench-data-"));
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+  console.log(`node ${process.version}; Points exports, 25 columns; each run in its own process`);
+  try {
+    for (const rows of sizes) {
+      const file = join(dir, `points-${rows}.csv`);
+      const bytes = await writePointsExport(file, rows);
+      const a = await measure("ingest", file);
+      const b = await measure("csv-parse", file);
+      if (a.rows !== rows || b.rows !== rows)
+        throw new Error(`row counts differ: ${a.rows} ${b.rows} ${rows}`);
+      const line = (name: string, r: RunResult) =>
+        `  ${name.padEnd(22)} ${r.seconds.toFixed(2).padStart(7)} s ${fmt(r.rows / r.seconds).padStart(9)} rows/s ` +
+        `${(r.bytes / 1e6 / r.seconds).toFixed(1).padStart(6)} MB/s  CPU ${r.cpu.toFixed(2)} s  peak RSS ${r.maxRssMB.toFixed(0)} MB`;
+      console.log(`${fmt(rows)} rows, ${(bytes / 1e6).toFixed(1)} MB`);
+      console.log(line("ingest (end to end)", a));
+      console.log(line("csv-parse (parse only)", b));
+      console.log(`  ingest is ${(b.seconds / a.seconds).toFixed(2)}x csv-parse's speed (wall)`);
+      await rm(file, { force: true });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// Run only as a script, not when a test imports measure().
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
