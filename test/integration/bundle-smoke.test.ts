@@ -1,6 +1,6 @@
 /* biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub names */
 /**
- * The deployable artifacts work: `osls package` builds the three zips, and each bundled handler (.mjs from
+ * The deployable artifacts work: `osls package` builds the three zips (the package the template test checks), and each bundled handler (.mjs from
  * the zip, nothing else: it runs outside the repository, so no node_modules can help it) is imported in a
  * fresh Node process, as the Lambda runtime would, and run against the local stack: S3 events from the
  * dispatcher go to the bundled ingest, then the bundled sync and aggregation; reports are published and
@@ -23,7 +23,12 @@ import {
   roleStatements,
   startRecordingProxy,
 } from "../../infra/deploy/iam-check.ts";
-import { type CfnTemplate, FUNCTIONS, packageService } from "../../infra/deploy/package.ts";
+import {
+  type CfnTemplate,
+  FUNCTIONS,
+  sharedPackage,
+  TEST_PACKAGE_OPTIONS,
+} from "../../infra/deploy/package.ts";
 import { provision } from "../../infra/provision.ts";
 import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
@@ -149,7 +154,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "glr-smoke-"));
     const [pkg, built] = await Promise.all([
-      packageService(join(dir, "package"), { stage: "smoke" }),
+      sharedPackage(TEST_PACKAGE_OPTIONS),
       buildSample({ outDir: join(dir, "sample"), seed: 11, months: ["2026-09"] }),
     ]);
     sample = built;
@@ -258,8 +263,8 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
 
   it("every S3 and DynamoDB call each bundle made is allowed by its role in the template", () => {
     const alias = {
-      [names.exportsBucket]: "glr-smoke-exports-${AWS::AccountId}-${AWS::Region}",
-      [names.reportsBucket]: "glr-smoke-reports-${AWS::AccountId}-${AWS::Region}",
+      [names.exportsBucket]: "glr-ci-exports-${AWS::AccountId}-${AWS::Region}",
+      [names.reportsBucket]: "glr-ci-reports-${AWS::AccountId}-${AWS::Region}",
     };
     const logical: Record<Fn, string> = {
       "ingest-export": "IngestDashexport",

@@ -1,11 +1,8 @@
 /* biome-ignore-all lint/suspicious/noExplicitAny: a CloudFormation template is untyped JSON */
 /* biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub strings */
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { lintTemplate } from "../../infra/deploy/cfn-lint.ts";
-import { type CfnTemplate, type PackagedService, packageService } from "../../infra/deploy/package.ts";
+import { type CfnTemplate, sharedPackage, TEST_PACKAGE_OPTIONS } from "../../infra/deploy/package.ts";
 import { tableDefinition } from "../../lib/adapters/table.ts";
 import { METRIC } from "../../lib/metrics.ts";
 
@@ -23,25 +20,14 @@ type Statement = {
   Condition?: unknown;
 };
 
-const PUBLIC_KEY =
-  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBs0m3Qw8y0kG0xQ5tC0d7n2c7aJ2m2Yc3cQm0Q6m5aZ insights";
+const PUBLIC_KEY = TEST_PACKAGE_OPTIONS.params?.sftpPublicKey;
 const FN = { ingest: "IngestDashexport", sync: "SyncDashgroups", aggregate: "AggregateDashgroups" } as const;
 
-let pkg: PackagedService;
 let t: CfnTemplate;
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), "glr-template-"));
-  pkg = await packageService(join(dir, "out"), {
-    stage: "ci",
-    params: { sftp: "true", sftpPublicKey: PUBLIC_KEY, alarmEmail: "ops@example.com" },
-  });
-  t = pkg.template;
-}, 240_000);
-
-afterAll(async () => {
-  await pkg?.remove();
-});
+  t = (await sharedPackage(TEST_PACKAGE_OPTIONS)).template;
+}, 300_000);
 
 const res = (id: string): Resource => {
   const r = t.Resources[id];
