@@ -200,7 +200,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     }
   });
 
-  it("sync (bundled) writes the groups from the Capillary API", async () => {
+  it("sync (bundled) writes the groups from the Capillary API and reports its requests", async () => {
     const r = await invoke(
       "sync-groups",
       { source: "aws.events", "detail-type": "Scheduled Event", detail: {} },
@@ -218,6 +218,11 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     const out = r.out as { synced: number; failed: string[] };
     expect(out.synced).toBe(sample.manifest.groupIds.length);
     expect(out.failed).toEqual([]);
+    const metrics = emfMetrics(r.stdout, namespace);
+    expect(metrics.get(METRIC.syncGroupsSynced)).toEqual([out.synced]);
+    expect(metrics.get(METRIC.syncGroupsFailed)).toEqual([0]);
+    expect(sum(metrics.get(METRIC.capillaryRequests))).toBeGreaterThanOrEqual(out.synced);
+    expect(metrics.has(METRIC.capillaryRetries)).toBe(true);
   });
 
   it("ingest (bundled) runs for each S3 event of an upload under exports/ and reports its rows", async () => {
