@@ -96,7 +96,12 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
   const fileId = fileIdOf(obj.bucket, obj.key, obj.eTag);
   const ctx = { fileId, key: obj.key, eTag: obj.eTag };
   const previous = await ledger.get(fileId);
-  if (previous && previous.status !== "PROCESSING" && previous.status !== "FAILED") {
+  if (
+    previous &&
+    previous.status !== "PROCESSING" &&
+    previous.status !== "FAILED" &&
+    !headerRejected(previous)
+  ) {
     log.info("duplicate delivery ignored", { ...ctx, status: previous.status });
     // A crash between the COMMITTED write and the dirty marks is retried as a duplicate: mark again.
     if (previous.status === "COMMITTED") await markPeriods(ledger, previous, deps.now().toISOString());
@@ -170,6 +175,14 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
   } finally {
     await spill.remove();
   }
+}
+
+/**
+ * A file rejected for its header depends on the configuration (COLUMN_MAP): delivering the same version
+ * again (e.g. a copy onto itself after the map was fixed) reads it again instead of calling it a duplicate.
+ */
+function headerRejected(e: LedgerEntry): boolean {
+  return e.status === "REJECTED" && e.entries.some((x) => x.error !== null && x.template === null);
 }
 
 /**

@@ -24,7 +24,11 @@ export class SpillFile {
   ) {
     this.file = createWriteStream(path);
     if (gzip) {
-      const z = createGzip({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
+      // Room for a few buffers before the caller waits: compression (on the libuv pool) overlaps parsing.
+      // (zlib streams take Transform options; the Node typings omit them.)
+      const z = createGzip(
+        Object.assign({ level: 1, strategy: zc.Z_DEFAULT_STRATEGY }, { highWaterMark: 4 * FLUSH_AT }),
+      );
       z.pipe(this.file);
       this.out = z;
     } else {

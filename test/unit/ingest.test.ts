@@ -325,6 +325,23 @@ describe("headers and templates", () => {
     expect(h.objects.written).toEqual([]);
   });
 
+  it("reads a header-rejected file again when it is delivered again after a column map fix", async () => {
+    const obj = await h.put("exports/points/renamed.csv", await fixture("points-renamed.csv"));
+    expect(await h.ingest(obj)).toMatchObject({ status: "REJECTED" });
+    expect(await h.ingest(obj)).toMatchObject({ status: "REJECTED" }); // read again, not a duplicate
+    h.settings.columnMap = {
+      Txn: "event_id",
+      Member: "dim_event_user_id",
+      Day: "dim_event_date_id",
+      Awarded: "allocated_points",
+      Used: "deducted_points",
+      Kind: "dim_deduction_type_id",
+    };
+    expect(await h.ingest(obj)).toMatchObject({ status: "COMMITTED", rowsAccepted: 4 });
+    expect(await h.ingest(obj)).toMatchObject({ status: "DUPLICATE" });
+    expect(await h.effective()).toEqual({ points: POINTS_EXPECTED });
+  });
+
   it.each([
     [
       "summary.csv",
