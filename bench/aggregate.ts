@@ -288,10 +288,13 @@ async function child(): Promise<void> {
   const t0 = performance.now();
   const [rep] = await aggregatePeriods(deps, [PERIOD]);
   const ms = performance.now() - t0;
-  const rss = process.resourceUsage().maxRSS / 1024;
+  const usage = process.resourceUsage();
+  const rss = usage.maxRSS / 1024;
+  const cpu = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
   console.log(
     JSON.stringify({
       seconds: +(ms / 1000).toFixed(1),
+      cpuSeconds: +cpu.toFixed(1),
       peakRssMiB: Math.round(rss),
       groups: rep?.groups,
       files: rep?.files.map((f) => `${f.name}: ${f.rows} rows, ${(f.bytes / 1e6).toFixed(1)} MB`),
@@ -338,7 +341,7 @@ async function main(): Promise<void> {
   };
   console.log(r.stdout.trim());
   console.log(
-    `time ${result.seconds} s, peak RSS ${result.peakRssMiB} MiB (${result.peakRssMiB <= 1024 ? "fits" : "does NOT fit"} a 1 GB Lambda)`,
+    `time ${result.seconds} s (CPU ${result.cpuSeconds} s), peak RSS ${result.peakRssMiB} MiB (${result.peakRssMiB <= 1024 ? "fits" : "does NOT fit"} a 1 GB Lambda)`,
   );
 }
 

@@ -209,18 +209,24 @@ export async function aggregatePeriods(
         ["points_redemption_summary", (r: string[]) => agg.addRedemption(r)],
         ["rewards", (r: string[]) => agg.addReward(r)],
       ] as const) {
-        const up = new Upserter();
+        const up = new Upserter<PackedRow>();
         for (const f of inputs) {
           for (const s of f.staged) {
             if (s.dataset !== dataset || s.period !== period || s.part !== part) continue;
             const deliveredAt = Date.parse(f.deliveredAt);
             const versionIdx = dataset === "points" ? 7 : dataset === "rewards" ? 4 : 5;
             await readStaged(deps, s.key, (row) =>
-              up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, row),
+              up.add(
+                row[0] ?? "",
+                Number(row[versionIdx] ?? 0),
+                deliveredAt,
+                f.fileId,
+                packRow(dataset, row),
+              ),
             );
           }
         }
-        for (const row of up.values()) add(row);
+        for (const packed of up.values()) add(unpackRow(packed));
       }
     }
     const report = agg.finish({ groups, memberships, members, capabilities, today });
@@ -243,51 +249,57 @@ export async function aggregatePeriods(
       generatedAt: deps.now().toISOString(),
       membershipSyncedAt: syncedAt,
     };
-    const html = renderHtmlReport({
-      period,
-      runId,
-      generatedAt: meta.generatedAt,
-      membershipSyncedAt: syncedAt,
-      groupSummary: report.groupSummary,
-      walletByDay: report.walletByDay,
-    });
-    const outputs: [string, string, string, number][] = [
+    // Rendered one at a time (a thunk each), written, then dropped: memory holds one body at a time.
+    const outputs: [string, () => string, string, number][] = [
       [
         "group_summary.csv",
-        renderCsv(GROUP_SUMMARY_COLUMNS, report.groupSummary),
+        () => renderCsv(GROUP_SUMMARY_COLUMNS, report.groupSummary),
         "text/csv; charset=utf-8",
         report.groupSummary.length,
       ],
       [
         "group_summary.json",
-        renderJson(meta, GROUP_SUMMARY_COLUMNS, report.groupSummary),
+        () => renderJson(meta, GROUP_SUMMARY_COLUMNS, report.groupSummary),
         "application/json",
         report.groupSummary.length,
       ],
       [
         "group_members.csv",
-        renderCsv(GROUP_MEMBERS_COLUMNS, report.groupMembers),
+        () => renderCsv(GROUP_MEMBERS_COLUMNS, report.groupMembers),
         "text/csv; charset=utf-8",
         report.groupMembers.length,
       ],
       [
         "unattributed_members.csv",
-        renderCsv(UNATTRIBUTED_COLUMNS, report.unattributed),
+        () => renderCsv(UNATTRIBUTED_COLUMNS, report.unattributed),
         "text/csv; charset=utf-8",
         report.unattributed.length,
       ],
       [
         "data_quality.csv",
-        renderCsv(DATA_QUALITY_COLUMNS, dataQuality),
+        () => renderCsv(DATA_QUALITY_COLUMNS, dataQuality),
         "text/csv; charset=utf-8",
         dataQuality.length,
       ],
-      ["report.html", html, "text/html; charset=utf-8", report.groupSummary.length],
+      [
+        "report.html",
+        () =>
+          renderHtmlReport({
+            period,
+            runId,
+            generatedAt: meta.generatedAt,
+            membershipSyncedAt: syncedAt,
+            groupSummary: report.groupSummary,
+            walletByDay: report.walletByDay,
+          }),
+        "text/html; charset=utf-8",
+        report.groupSummary.length,
+      ],
     ];
     const written: PublishedFile[] = [];
-    for (const [name, body, type, rows] of outputs) {
+    for (const [name, render, type, rows] of outputs) {
       const key = `${prefix}/${name}`;
-      const bytes = Buffer.from(body, "utf-8");
+      const bytes = Buffer.from(render(), "utf-8");
       await deps.objects.put(settings.reportsBucket, key, bytes, type);
       written.push({
         key,
@@ -465,6 +477,27 @@ export async function runAggregation(
     if ((await dirtyPeriods(ledger)).length === 0) break;
   }
   return { status: "done", published, rounds };
+}
+
+/**
+ * A staged row as the upsert keeps it until the part is summed: the aggregated fields only, joined into
+ * one string (a few dozen bytes instead of an array of strings: 5M rows a month must fit a 1 GB Lambda).
+ * Points keep the event name only when it is GroupTransactionAdd. A row whose text holds the separator
+ * stays an array.
+ */
+type PackedRow = string | string[];
+const SEP = "\u001f";
+
+function packRow(dataset: "points" | "points_redemption_summary" | "rewards", row: string[]): PackedRow {
+  const kept = row.slice(0, row.length - 1); // the version (last column) is not needed once upserted
+  kept[0] = "";
+  if (dataset === "points" && kept[6] !== "grouptransactionadd") kept[6] = "";
+  const packed = kept.join(SEP);
+  return kept.some((v) => v.includes(SEP)) ? kept : packed;
+}
+
+function unpackRow(p: PackedRow): string[] {
+  return typeof p === "string" ? p.split(SEP) : p;
 }
 
 function newRunId(now: Date): string {

@@ -101,7 +101,7 @@ describe("HTML report in headless Chromium", () => {
     // Empty is shown as a dash (CSS), never as 0.
     const dash = await page.$eval(
       `#group-summary tr[data-group="${rows[0]?.group_id}"] td[data-col=group_transaction_points]`,
-      (td) => getComputedStyle(td, "::after").content,
+      (td) => td.ownerDocument.defaultView?.getComputedStyle(td, "::after").content,
     );
     expect(dash).toBe('"–"');
 
