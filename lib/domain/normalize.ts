@@ -210,6 +210,33 @@ export function createNormalizer(
     return ms;
   };
 
+  /** dateTimeVersion with the day part remembered per date id (equal results: the time adds linearly). */
+  const dayMs = new Map<string, number>();
+  const luVersion = (dateId: string, timeId: string): number => {
+    let day = dayMs.get(dateId);
+    if (day === undefined) {
+      day = dateTimeVersion(dateId, "");
+      if (dayMs.size >= 4096) dayMs.clear();
+      dayMs.set(dateId, day);
+    }
+    if (day === 0) return 0;
+    const n = timeId.length;
+    if (n === 0) return day;
+    let t = 0;
+    for (let i = 0; i < n; i++) {
+      const c = timeId.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return dateTimeVersion(dateId, timeId); // not digits: the general rule
+      t = t * 10 + c;
+    }
+    const hhmmss = n <= 4 ? t * 100 : t;
+    return (
+      day +
+      Math.floor(hhmmss / 10000) * 3_600_000 +
+      (Math.floor(hhmmss / 100) % 100) * 60_000 +
+      (hhmmss % 100) * 1000
+    );
+  };
+
   const build = (fn: (fields: readonly string[]) => StagedRow): Normalizer => {
     return (fields) => {
       if (fields.length !== width) {
@@ -242,7 +269,7 @@ export function createNormalizer(
         const d = date(r, cDate);
         const alloc = dec(r, cAlloc);
         const ded = dec(r, cDed);
-        let version = cLuDate >= 0 ? dateTimeVersion(get(r, cLuDate), get(r, cLuTime)) : 0;
+        let version = cLuDate >= 0 ? luVersion(get(r, cLuDate), get(r, cLuTime)) : 0;
         if (version === 0 && cAuto >= 0) version = epochVersion(r, cAuto);
         return new StagedRow(
           eventId,

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ZonedCalendar } from "../../lib/domain/dates.ts";
+import { dateTimeVersion, ZonedCalendar } from "../../lib/domain/dates.ts";
 import { createNormalizer, isReject, type StagedRow } from "../../lib/domain/normalize.ts";
 import { detectTemplate } from "../../lib/domain/templates.ts";
 
@@ -8,6 +8,11 @@ const header = (name: string) =>
   readFileSync(new URL(`../fixtures/headers/${name}`, import.meta.url), "utf8")
     .trim()
     .split(",");
+
+const must = <T>(v: T | null): T => {
+  if (v === null) throw new Error("no template detected");
+  return v;
+};
 
 describe("template detection from the header signature", () => {
   it.each([
@@ -48,7 +53,7 @@ describe("template detection from the header signature", () => {
 describe("normalization", () => {
   const cal = new ZonedCalendar("UTC");
   const h = header("points-raw.csv");
-  const norm = createNormalizer(detectTemplate(h)!, h, { calendar: cal });
+  const norm = createNormalizer(must(detectTemplate(h)), h, { calendar: cal });
 
   it("keeps ids as strings (leading zeros, 19 digits) and decimals exact", () => {
     const r = norm([
@@ -100,7 +105,7 @@ describe("normalization", () => {
 
   it("dates a redemption by its event date, else by its epoch time in the report zone", () => {
     const sh = header("summary-raw.csv");
-    const n = createNormalizer(detectTemplate(sh)!, sh, { calendar: new ZonedCalendar("Asia/Kolkata") });
+    const n = createNormalizer(must(detectTemplate(sh)), sh, { calendar: new ZonedCalendar("Asia/Kolkata") });
     const a = n([
       "10",
       "5.25",
@@ -115,5 +120,34 @@ describe("normalization", () => {
     const b = n(["11", "1", "-1", "Redemption", "7", "", "1761935400000", ""]) as StagedRow;
     // 2025-10-31T18:30Z is 2025-11-01 00:00 in Kolkata
     expect(b.values[2]).toBe("2025-11-01");
+  });
+});
+
+describe("row version from the latest-updated date and time ids", () => {
+  const h = [
+    "event_id",
+    "dim_event_user_id",
+    "dim_event_date_id",
+    "allocated_points",
+    "deducted_points",
+    "dim_latest_updated_date_id",
+    "dim_latest_updated_time_id",
+  ];
+  const norm = createNormalizer(must(detectTemplate(h)), h, { calendar: new ZonedCalendar("UTC") });
+  it.each([
+    ["20240301", "101500"],
+    ["20240301", "1015"],
+    ["20240301", "5"],
+    ["20240301", ""],
+    ["20240301", "99"],
+    ["20240301", "12:30"],
+    ["20240229", "235959"],
+    ["", "101500"],
+    ["2024030", "101500"],
+  ])("%s %s gives dateTimeVersion's value (also from the per-day cache)", (d, t) => {
+    for (let i = 0; i < 2; i++) {
+      const r = norm(["1", "2", "20240301", "1", "", d, t]) as StagedRow;
+      expect(r.values[7]).toBe(String(dateTimeVersion(d, t)));
+    }
   });
 });
