@@ -272,11 +272,19 @@ describe("least privilege", () => {
     expect(writes).toEqual([]);
   });
 
-  it("no function writes under exports/ (no recursive invocation) or deletes any object", () => {
+  it("no function writes under exports/ (no recursive invocation) or deletes any object but expired report runs", () => {
     for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
       expect(s3Objects(fn, "s3:PutObject").filter((r) => r.startsWith("exports/exports/"))).toEqual([]);
-      expect(grants(fn).filter(([a]) => a.startsWith("s3:Delete"))).toEqual([]);
+      const deletes = grants(fn).filter(([a]) => a.startsWith("s3:Delete"));
+      if (fn !== "aggregate") expect(deletes).toEqual([]);
     }
+    // The aggregation deletes superseded runs (reports/period=P/run=R/...) once they expire, nothing else.
+    expect(
+      grants("aggregate")
+        .filter(([a]) => a.startsWith("s3:Delete"))
+        .map(([a]) => a),
+    ).toEqual(["s3:DeleteObject"]);
+    expect(s3Objects("aggregate", "s3:DeleteObject")).toEqual(["reports/reports/period=*/run=*"]);
   });
 
   it("bucket listings are limited to the function's prefix", () => {
