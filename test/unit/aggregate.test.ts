@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { type Capabilities, PeriodAggregator, Upserter } from "../../lib/domain/aggregate.ts";
 import { buildAttributionIndex } from "../../lib/domain/attribution.ts";
-import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { parseThousandths } from "../../lib/domain/decimal.ts";
+import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { renderCsv, safeCell } from "../../lib/domain/report.ts";
 
 const TZ = "UTC";
@@ -242,5 +242,106 @@ describe("report cells are safe to open in a spreadsheet", () => {
 
   it("renders RFC 4180 CSV with CRLF and quotes where needed", () => {
     expect(renderCsv(["a", "b"], [{ a: 'x,"y"', b: "=1" }])).toBe('a,b\r\n"x,""y""",\'=1\r\n');
+  });
+});
+
+describe("attribution rules and figures (gaps)", () => {
+  it("an exit observed mid-period: rows before the exit date count to the group, rows from it are unattributed", () => {
+    const ms = [m("10", "1", { active: false, exitSeenAt: "2026-10-20T12:00:00Z" }), m("10", "2")];
+    const r = run(ms, [g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-19", "1"));
+      a.addPoints(pts("2", "1", "2026-10-20", "2"));
+      a.addRedemption(red("3", "1", "2026-10-25", "4", "group_redemption"));
+    });
+    expect(r.groupSummary[0]).toMatchObject({
+      points_awarded: "1",
+      members_total: "1", // on the period's last day only user 2 is in the group
+      members_active_in_period: "1",
+      group_wallet_redemptions: "0",
+    });
+    expect(r.unattributed).toEqual([
+      { period: "2026-10", user_id: "1", rows: "2", points_awarded: "2", points_redeemed: "0" },
+    ]);
+  });
+
+  it("a default group counts only from its own joined date; before it the other group wins", () => {
+    const ms = [m("20", "1", { defaultGroup: true, joinedOn: "2026-10-10" }), m("30", "1")];
+    const r = run(ms, [g("20"), g("30")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-09", "1"));
+      a.addPoints(pts("2", "1", "2026-10-10", "2"));
+    });
+    const by = Object.fromEntries(r.groupSummary.map((x) => [x.group_id, x]));
+    expect([by["20"]?.points_awarded, by["30"]?.points_awarded]).toEqual(["2", "1"]);
+    expect([by["20"]?.members_total, by["30"]?.members_total]).toEqual(["1", "0"]); // one group per member
+  });
+
+  it("several groups, no default: the numerically smallest id wins (not the text order)", () => {
+    const ms = [m("100", "1"), m("99", "1")];
+    const r = run(ms, [g("99"), g("100")], (a) => a.addPoints(pts("1", "1", "2026-10-09", "5")));
+    expect(r.groupSummary.map((x) => [x.group_id, x.points_awarded])).toEqual([
+      ["99", "5"],
+      ["100", "0"],
+    ]);
+  });
+
+  it("keeps every reversal kind in points_reversed, apart from redemptions (never netted)", () => {
+    const r = run([m("10", "1")], [g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-02", "0", "10", "redeemed"));
+      a.addPoints(pts("2", "1", "2026-10-02", "0", "1", "redemption_reversal"));
+      a.addPoints(pts("3", "1", "2026-10-02", "0", "2", "redemption_reverted"));
+      a.addPoints(pts("4", "1", "2026-10-02", "0", "4", "expiry_reverted"));
+      a.addPoints(pts("5", "1", "2026-10-02", "0", "8", "redeemed_by_transfer_reverted"));
+      a.addPoints(pts("6", "1", "2026-10-02", "0", "16", "manual_adjustment"));
+      a.addRedemption(red("7", "1", "2026-10-02", "3", "reversal"));
+      a.addRedemption(red("8", "1", "2026-10-02", "5", "reversal_on_return"));
+    });
+    expect(r.groupSummary[0]).toMatchObject({
+      points_redeemed: "10",
+      points_reversed: "15",
+      points_expired: "0",
+      points_returned: "0",
+      member_redemptions: "0",
+      member_points_redeemed: "0",
+      group_wallet_redemptions: "0",
+      members_active_in_period: "1",
+    });
+  });
+
+  it("empty versus zero: no Points export empties the points figures but keeps redemption zeros", () => {
+    const r = run([m("10", "1")], [g("10", "not-a-number")], () => undefined, {
+      points: false,
+      eventName: false,
+      redemptionSummary: true,
+      members: true,
+      rewards: false,
+    });
+    expect(r.groupSummary[0]).toMatchObject({
+      points_awarded: "",
+      points_redeemed: "",
+      points_reversed: "",
+      group_transaction_points: "",
+      group_wallet_redemptions: "0",
+      group_wallet_points_redeemed: "0",
+      members_points_balance: "1000",
+      members_active_in_period: "0",
+      group_wallet_balance: "0.25", // the unreadable program balance is skipped, not counted as 0
+    });
+    expect(r.groupMembers[0]?.points_awarded).toBe("");
+  });
+
+  it("members in no group on any date: all their rows and figures are unattributed, no group counts them", () => {
+    const r = run([], [g("10")], (a) => {
+      a.addPoints(pts("1", "7", "2026-10-02", "1.5"));
+      a.addPoints(pts("2", "7", "2026-10-03", "0", "0.5", "redeemed"));
+      a.addRedemption(red("3", "7", "2026-10-03", "0.5", "redemption"));
+    });
+    expect(r.groupSummary[0]).toMatchObject({
+      members_total: "0",
+      members_active_in_period: "0",
+      points_awarded: "0",
+    });
+    expect(r.unattributed).toEqual([
+      { period: "2026-10", user_id: "7", rows: "3", points_awarded: "1.5", points_redeemed: "0.5" },
+    ]);
   });
 });
