@@ -36,7 +36,10 @@ export function requestOf(event: unknown): AggregationRequest {
 export async function aggregateEvent(event: unknown): Promise<PublishedReport[]> {
   const request = requestOf(event);
   logger.info("aggregation requested", "periods" in request ? { periods: request.periods } : { dirty: true });
+  const before = await runtime.aggregate.ledger.listPeriods();
   const outcome = await runAggregation(runtime.aggregate, request);
+  const after = await runtime.aggregate.ledger.listPeriods();
+  recordAggregation(metrics, before, outcome.published, after, runtime.aggregate.now());
   logger.info("aggregation finished", {
     status: outcome.status,
     rounds: outcome.rounds,
