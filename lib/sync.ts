@@ -67,8 +67,8 @@ export interface SyncOptions {
   /** Groups synced at once. Default 4; the API client's rate limiter governs requests. */
   concurrency?: number;
   /**
-   * Lifetime of the lock, so a crashed invocation does not block later ones. Default: the remaining time
-   * plus 30 s when `remainingMs` is given, else 900 s.
+   * Lifetime of the lock (renewed at each checkpoint), so a crashed invocation does not block later ones.
+   * Default: the remaining time plus 30 s, at most 1800 s (900 s without `remainingMs`).
    */
   lockTtlSeconds?: number;
   /** Start no new group when less than this remains. Default 90 s. */
@@ -168,9 +168,12 @@ export async function syncGroups(deps: SyncDeps, opts: SyncOptions): Promise<Syn
     run: null,
   };
 
+  // The lock outlives this invocation by 30 s at most, and a crashed long CLI run blocks others for 30 min
+  // at most: checkpoints renew it well before that.
   const lockTtl = () => {
     const left = remainingMs();
-    return opts.lockTtlSeconds ?? (Number.isFinite(left) ? Math.max(60, Math.ceil(left / 1000) + 30) : 900);
+    if (opts.lockTtlSeconds !== undefined) return opts.lockTtlSeconds;
+    return Number.isFinite(left) ? Math.min(1800, Math.max(60, Math.ceil(left / 1000) + 30)) : 900;
   };
   if (!(await store.acquireSyncLock(invocationId, lockTtl()))) {
     log.warn("sync skipped: another run holds the lock", { invocationId });
