@@ -630,6 +630,35 @@ describe("syncGroups: runs longer than one invocation", () => {
     expect(store.run?.cursor).toBe(0);
   });
 
+  it("renews its lock at every checkpoint (ttl from the remaining time, capped)", async () => {
+    const { store, deps, ids } = world(4);
+    const ttls: number[] = [];
+    const orig = store.acquireSyncLock.bind(store);
+    store.acquireSyncLock = (owner, ttl) => {
+      ttls.push(ttl);
+      return orig(owner, ttl);
+    };
+    let left = 600_000;
+    const r = await syncGroups(
+      {
+        ...deps,
+        remainingMs: () => {
+          left -= 10_000;
+          return left;
+        },
+      },
+      { ...none, groupIds: ids, concurrency: 1, checkpointEvery: 2, timeReserveMs: 1 },
+    );
+    expect(r.complete).toBe(true);
+    // acquire, 2 checkpoints, the final save: each renewal shorter, as the invocation's time runs out
+    expect(ttls).toHaveLength(4);
+    expect(ttls[0]).toBe(620);
+    expect([...ttls].sort((a, b) => b - a)).toEqual(ttls);
+    const long = await syncGroups({ ...deps, remainingMs: () => 86_400_000 }, { ...none, groupIds: ids });
+    expect(long.complete).toBe(true);
+    expect(ttls.at(-1)).toBe(1800);
+  });
+
   it("known groups that this run did not discover are synced only after the discovered ones", async () => {
     const { api, store, deps } = world(0);
     for (const id of ["1", "2", "3"]) {
