@@ -283,7 +283,12 @@ async function child(): Promise<void> {
       error: () => undefined,
       debug: () => undefined,
     } as never,
-    progress: (l) => console.error(`  ${l}`),
+    progress: (l) => {
+      const m = process.memoryUsage();
+      console.error(
+        `  ${l}  [heap ${Math.round(m.heapUsed / 2 ** 20)} MiB, rss ${Math.round(m.rss / 2 ** 20)} MiB]`,
+      );
+    },
   };
   const t0 = performance.now();
   const [rep] = await aggregatePeriods(deps, [PERIOD]);

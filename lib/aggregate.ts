@@ -227,6 +227,7 @@ export async function aggregatePeriods(
           }
         }
         for (const packed of up.values()) add(unpackRow(packed));
+        if (up.size > 0) say(`  part ${part + 1}/${settings.partitions} ${dataset}: ${up.size} rows`);
       }
     }
     const report = agg.finish({ groups, memberships, members, capabilities, today });
