@@ -71,7 +71,7 @@ export interface FaultProxy {
   /** Faults injected so far, in order. */
   readonly injected: FaultRecord[];
   /** Requests seen so far (method, decoded path, operation). */
-  readonly seen: { method: string; path: string; operation: string | null }[];
+  readonly seen: { method: string; path: string; operation: string | null; headers: IncomingHttpHeaders }[];
   /** Resolves when the next `hold` fault of rule `name` is applied. */
   held(name: string): Promise<void>;
   stop(): Promise<void>;
@@ -181,7 +181,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
         operation: t ? (t.split(".").pop() ?? null) : null,
         body: Buffer.concat(chunks),
       };
-      seen.push({ method: req.method, path: req.path, operation: req.operation });
+      seen.push({ method: req.method, path: req.path, operation: req.operation, headers: req.headers });
       const rule = pick(req);
       if (!rule) {
         forward(req, req.body, res);
