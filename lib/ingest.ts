@@ -354,9 +354,16 @@ async function readAndStage(
     for (const s of sinks.values()) s.file.destroy();
     (rejects as SpillFile | null)?.destroy();
     if (e instanceof UnpackError) {
+      // Nothing of the file is staged: rows read so far count as rejected, with the file's reason.
+      const reason = `${e.code}: ${e.message}`;
+      for (const stats of entries) {
+        stats.rowsRejected = stats.rowsRead;
+        stats.rowsAccepted = 0;
+        stats.error ??= reason;
+      }
       return {
         status: "REJECTED",
-        reason: `${e.code}: ${e.message}`,
+        reason,
         entries,
         staged: [],
         periods: [],

@@ -252,11 +252,14 @@ describe("packaging and text", () => {
     ["nested.zip", /ZIP_NESTED/],
     ["encrypted.zip", /ZIP_ENCRYPTED/],
     ["truncated.zip", /ZIP_CORRUPT/],
+    ["truncated.csv.gz", /GZIP_CORRUPT/],
   ])("rejects %s as a whole with a clear reason, without failing the run", async (name, reason) => {
     const out = await h.ingest(await h.put(`exports/x/${name}`, await unpackFixture(name)));
     expect(out.status).toBe("REJECTED");
     const entry = await h.ledger.get(out.fileId);
     expect(entry).toMatchObject({ status: "REJECTED", reason: expect.stringMatching(reason), staged: [] });
+    // Nothing staged, so nothing accepted: read = rejected for every entry reached.
+    for (const e of entry?.entries ?? []) expect([e.rowsAccepted, e.rowsRejected]).toEqual([0, e.rowsRead]);
     expect(h.ledger.marks).toEqual([]);
   });
 });
