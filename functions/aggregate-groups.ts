@@ -1,6 +1,7 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
+import type { Context } from "aws-lambda";
 import { z } from "zod";
 import { type AggregationRequest, type PublishedReport, runAggregation } from "../lib/aggregate.ts";
 import { periodRange } from "../lib/domain/periods.ts";
@@ -33,11 +34,16 @@ export function requestOf(event: unknown): AggregationRequest {
   return { dirty: true };
 }
 
-export async function aggregateEvent(event: unknown): Promise<PublishedReport[]> {
+export async function aggregateEvent(event: unknown, context?: Context): Promise<PublishedReport[]> {
   const request = requestOf(event);
   logger.info("aggregation requested", "periods" in request ? { periods: request.periods } : { dirty: true });
   const before = await runtime.aggregate.ledger.listPeriods();
-  const outcome = await runAggregation(runtime.aggregate, request);
+  // Another round starts only if it fits in the invocation's time left (the schedule takes the rest).
+  const outcome = await runAggregation(
+    runtime.aggregate,
+    request,
+    context ? { remainingMs: () => context.getRemainingTimeInMillis() } : {},
+  );
   const after = await runtime.aggregate.ledger.listPeriods();
   recordAggregation(metrics, before, outcome.published, after, runtime.aggregate.now());
   logger.info("aggregation finished", {

@@ -438,21 +438,27 @@ export interface AggregationOutcome {
 }
 
 /**
- * One aggregation under the lock. For dirty periods it repeats while periods are (again) dirty, up to
- * `maxRounds`, and checks once more after releasing the lock: a run refused the lock meanwhile relies on
- * that, so a file accepted before any run started is always in a report.
+ * One aggregation under the lock. For dirty periods it repeats while periods are (again) dirty, and
+ * checks once more after releasing the lock: a run refused the lock meanwhile relies on that, so a file
+ * accepted before any run started is always in a report. It stops early only when `remainingMs` says
+ * another round would not fit (Lambda's time left), or after `maxRounds` (default 50); the schedule
+ * then picks up what is still dirty.
  */
 export async function runAggregation(
   deps: AggregateDeps,
   request: AggregationRequest,
-  options: { maxRounds?: number; owner?: string } = {},
+  options: { maxRounds?: number; owner?: string; remainingMs?: () => number } = {},
 ): Promise<AggregationOutcome> {
   const { ledger, log } = deps;
   const owner = options.owner ?? `agg-${randomBytes(6).toString("hex")}`;
   const ttl = deps.settings.lockTtlSeconds ?? 960;
-  const maxRounds = options.maxRounds ?? 5;
+  const maxRounds = options.maxRounds ?? 50;
   const published: PublishedReport[] = [];
   let rounds = 0;
+  let longestRoundMs = 0;
+  const timeLeft = () =>
+    options.remainingMs === undefined || options.remainingMs() > longestRoundMs * 1.5 + 30_000;
+  const more = () => rounds < maxRounds && timeLeft();
   for (;;) {
     if (!(await ledger.acquireAggregateLock(owner, deps.now().getTime(), ttl))) {
       log.info("aggregation skipped: another run holds the lock", { owner });
@@ -468,14 +474,23 @@ export async function runAggregation(
         if (periods.length === 0) break;
         rounds++;
         log.info("aggregation round", { owner, round: rounds, periods });
+        const t0 = Date.now();
         published.push(...(await aggregatePeriods({ ...deps, renewLock }, periods)));
+        longestRoundMs = Math.max(longestRoundMs, Date.now() - t0);
         if ("periods" in request) break;
-      } while (rounds < maxRounds);
+      } while (more());
     } finally {
       await ledger.releaseAggregateLock(owner);
     }
-    if ("periods" in request || rounds >= maxRounds) break;
+    if ("periods" in request) break;
     if ((await dirtyPeriods(ledger)).length === 0) break;
+    if (!more()) {
+      log.warn("aggregation stops with periods still dirty; the next run or schedule takes them", {
+        owner,
+        rounds,
+      });
+      break;
+    }
   }
   return { status: "done", published, rounds };
 }
