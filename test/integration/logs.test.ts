@@ -192,6 +192,10 @@ describe("logs of a full run hold no credential, token, name, mobile or email", 
     for (const fn of ["sync-groups", "ingest-export", "aggregate-groups"]) expect(fns).toContain(fn);
     expect(json.some((j) => j.level === "ERROR" || j.level === "WARN")).toBe(true);
     expect(apiFaults.seen.length).toBeGreaterThan(0);
+    // The error paths ran: S3 403s and DynamoDB throttling injected, API faults answered.
+    expect(s3Faults.injected.length).toBeGreaterThan(0);
+    expect(ddbFaults.injected.length).toBeGreaterThan(0);
+    expect(sim.requests().some((r) => r.fault !== null)).toBe(true);
     // Positive control: the ingestion of the files with personal data was logged, and captured here.
     for (const t of ["points", "members"])
       expect(lines.some((l) => l.includes(`exports/${t}/with-personal-data.csv`))).toBe(true);
