@@ -133,7 +133,11 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
     return { status: "SKIPPED", fileId, reason: skip };
   }
 
-  await ledger.put(base);
+  // Conditional: a concurrent delivery of this version may have committed it since the read above.
+  if (!(await ledger.put(base, { unlessCommitted: true }))) {
+    log.info("duplicate delivery ignored", { ...ctx, status: "COMMITTED" });
+    return { status: "DUPLICATE", fileId, reason: "already COMMITTED" };
+  }
   const spill = await SpillDir.create(settings.tmpDir);
   try {
     let body: ObjectBody;
@@ -165,12 +169,11 @@ export async function ingestObject(deps: IngestDeps, obj: DeliveredObject): Prom
     if (result.status === "SKIPPED") return { status: "SKIPPED", fileId, reason: result.reason ?? "" };
     return { status: result.status, fileId, reason: result.reason, ...totals, periods: result.periods };
   } catch (e) {
-    await ledger.put({
-      ...base,
-      status: "FAILED",
-      reason: errorText(e),
-      finishedAt: deps.now().toISOString(),
-    });
+    // Never over a COMMITTED entry: a concurrent delivery of this version may have committed it.
+    await ledger.put(
+      { ...base, status: "FAILED", reason: errorText(e), finishedAt: deps.now().toISOString() },
+      { unlessCommitted: true },
+    );
     throw e;
   } finally {
     await spill.remove();

@@ -95,14 +95,32 @@ export class LedgerStore {
     return r.Item ? ledgerEntrySchema.parse(r.Item) : null;
   }
 
-  /** Write the whole entry (PROCESSING at the start, COMMITTED / SKIPPED / FAILED at the end). */
-  async put(entry: LedgerEntry): Promise<void> {
-    await this.ddb.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { ...keys.ledger(entry.fileId), gsi1pk: "LEDGER", gsi1sk: entry.fileId, ...entry },
-      }),
-    );
+  /**
+   * Write the whole entry (PROCESSING at the start, COMMITTED / SKIPPED / FAILED at the end). With
+   * `unlessCommitted`, the write happens only if the file is not COMMITTED already (a concurrent delivery
+   * of the same version committed it): false when refused.
+   */
+  async put(entry: LedgerEntry, opts: { unlessCommitted?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...keys.ledger(entry.fileId), gsi1pk: "LEDGER", gsi1sk: entry.fileId, ...entry },
+          ...(opts.unlessCommitted
+            ? {
+                ConditionExpression: "attribute_not_exists(#s) OR #s <> :committed",
+                ExpressionAttributeNames: { "#s": "status" },
+                ExpressionAttributeValues: { ":committed": "COMMITTED" },
+              }
+            : {}),
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (opts.unlessCommitted && (e as { name?: string }).name === "ConditionalCheckFailedException")
+        return false;
+      throw e;
+    }
   }
 
   /** Every ledger entry, following LastEvaluatedKey to the end. */

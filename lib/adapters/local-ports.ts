@@ -137,8 +137,10 @@ export class MemoryLedger {
     return e ? structuredClone(e) : null;
   }
 
-  async put(entry: LedgerEntry): Promise<void> {
+  async put(entry: LedgerEntry, opts: { unlessCommitted?: boolean } = {}): Promise<boolean> {
+    if (opts.unlessCommitted && this.entries.get(entry.fileId)?.status === "COMMITTED") return false;
     this.entries.set(entry.fileId, structuredClone(entry));
+    return true;
   }
 
   async list(): Promise<LedgerEntry[]> {
