@@ -18,6 +18,7 @@ import {
   type Capabilities,
   GROUP_MEMBERS_COLUMNS,
   GROUP_SUMMARY_COLUMNS,
+  type GroupSummaryRow,
   PeriodAggregator,
   UNATTRIBUTED_COLUMNS,
   Upserter,
@@ -25,7 +26,7 @@ import {
 import { buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
-import { renderHtmlReport } from "./domain/html-report.ts";
+import { type MonthTotals, renderHtmlReport, sumDecimals } from "./domain/html-report.ts";
 import type { GroupMeta, Membership } from "./domain/membership.ts";
 import { renderCsv, renderJson } from "./domain/report.ts";
 import type { Log } from "./logger.ts";
@@ -98,6 +99,57 @@ export interface ReportManifest {
   inputFiles: string[];
   /** Ledger ids of the Members files whose newest snapshot fed the members_* figures. */
   membersFiles: string[];
+  /** Period totals over all groups (exact decimals; empty when the exports cannot supply them). */
+  totals?: PeriodTotals;
+}
+
+export type PeriodTotals = Pick<
+  GroupSummaryRow,
+  "points_awarded" | "points_redeemed" | "group_wallet_redemptions" | "group_wallet_points_redeemed"
+>;
+
+function totalsOf(rows: readonly GroupSummaryRow[]): PeriodTotals {
+  const sum = (c: keyof PeriodTotals) => {
+    const v = rows.map((r) => r[c]);
+    return v.length > 0 && v.every((x) => x === "") ? "" : sumDecimals(v);
+  };
+  return {
+    points_awarded: sum("points_awarded"),
+    points_redeemed: sum("points_redeemed"),
+    group_wallet_redemptions: sum("group_wallet_redemptions"),
+    group_wallet_points_redeemed: sum("group_wallet_points_redeemed"),
+  };
+}
+
+/** Totals of the 11 periods before `period` from their current manifests (this run's first). */
+async function historyBefore(
+  deps: AggregateDeps,
+  period: string,
+  thisRun: ReadonlyMap<string, PeriodTotals>,
+): Promise<MonthTotals[]> {
+  const [y = 0, m = 1] = period.split("-").map(Number);
+  const out: MonthTotals[] = [];
+  for (let i = 11; i >= 1; i--) {
+    const d = new Date(Date.UTC(y, m - 1 - i, 1));
+    const p = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+    let t = thisRun.get(p);
+    if (!t) {
+      const text = await deps.objects.getText(deps.settings.reportsBucket, periodManifestKey(p));
+      if (text === null) continue;
+      try {
+        t = (JSON.parse(text) as { totals?: PeriodTotals }).totals;
+      } catch {
+        t = undefined;
+      }
+    }
+    if (t)
+      out.push({
+        period: p,
+        redemptions: t.group_wallet_redemptions,
+        points: t.group_wallet_points_redeemed,
+      });
+  }
+  return out;
 }
 
 export const LATEST_MANIFEST_KEY = "reports/latest/manifest.json";
@@ -196,6 +248,7 @@ export async function aggregatePeriods(
   );
 
   const published: PublishedReport[] = [];
+  const totalsThisRun = new Map<string, PeriodTotals>();
   const sortedPeriods = [...periods].sort();
   for (const [index, period] of sortedPeriods.entries()) {
     say(`period ${period} (${index + 1}/${sortedPeriods.length})`);
@@ -250,6 +303,9 @@ export async function aggregatePeriods(
       generatedAt: deps.now().toISOString(),
       membershipSyncedAt: syncedAt,
     };
+    const totals = totalsOf(report.groupSummary);
+    totalsThisRun.set(period, totals);
+    const history = await historyBefore(deps, period, totalsThisRun);
     // Rendered one at a time (a thunk each), written, then dropped: memory holds one body at a time.
     const outputs: [string, () => string, string, number][] = [
       [
@@ -292,6 +348,14 @@ export async function aggregatePeriods(
             membershipSyncedAt: syncedAt,
             groupSummary: report.groupSummary,
             walletByDay: report.walletByDay,
+            history: [
+              ...history,
+              {
+                period,
+                redemptions: totals.group_wallet_redemptions,
+                points: totals.group_wallet_points_redeemed,
+              },
+            ],
           }),
         "text/html; charset=utf-8",
         report.groupSummary.length,
@@ -319,6 +383,7 @@ export async function aggregatePeriods(
         .filter((f) => f.staged.some((s) => s.dataset === "members"))
         .map((f) => f.fileId)
         .sort(),
+      totals,
     };
     const manifestBody = `${JSON.stringify(manifest, null, 1)}\n`;
     await deps.objects.put(

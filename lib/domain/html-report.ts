@@ -16,6 +16,8 @@ export interface HtmlReportInput {
   membershipSyncedAt: string;
   groupSummary: readonly GroupSummaryRow[];
   walletByDay: readonly WalletDay[];
+  /** Group-wallet totals of this period and up to 11 before it (oldest first), from published manifests. */
+  history?: readonly MonthTotals[];
   /** Table rows shown at most (the CSV has them all). Default 2,000. */
   maxTableRows?: number;
   /** Groups in the points chart. Default 15. */
@@ -38,13 +40,39 @@ export function sumDecimals(values: readonly string[]): string {
     if (v === "") continue;
     const neg = v.startsWith("-");
     const [i = "0", f = ""] = (neg ? v.slice(1) : v).split(".");
-    const x = BigInt(i) * 1000n + BigInt((f + "000").slice(0, 3));
+    const x = BigInt(i) * 1000n + BigInt(`${f}000`.slice(0, 3));
     t += neg ? -x : x;
   }
   const neg = t < 0n;
   const a = neg ? -t : t;
   const frac = (a % 1000n).toString().padStart(3, "0").replace(/0+$/, "");
   return `${neg ? "-" : ""}${a / 1000n}${frac ? `.${frac}` : ""}`;
+}
+
+export interface MonthTotals {
+  period: string;
+  /** Exact decimal strings; empty when the exports could not supply them. */
+  redemptions: string;
+  points: string;
+}
+
+function walletByMonth(months: readonly MonthTotals[]): string {
+  const shown = months.filter((m) => m.points !== "");
+  if (shown.length === 0) return `<p class="none">No group-wallet figures yet.</p>`;
+  const max = Math.max(1, ...shown.map((m) => num(m.points)));
+  const w = 640;
+  const h = 200;
+  const left = 40;
+  const step = (w - left) / 12;
+  const bars = shown
+    .map((m, i) => {
+      const x = left + i * step;
+      const bh = (num(m.points) / max) * (h - 50);
+      return `<g data-period="${esc(m.period)}" data-points="${esc(m.points)}" data-redemptions="${esc(m.redemptions)}"><rect x="${(x + 4).toFixed(1)}" y="${(h - 30 - bh).toFixed(1)}" width="${(step - 8).toFixed(1)}" height="${bh.toFixed(1)}" fill="${PALETTE[3]}"><title>${esc(m.period)}: ${esc(m.redemptions)} redemptions, ${esc(m.points)} points</title></rect><text x="${(x + step / 2).toFixed(1)}" y="${h - 16}" text-anchor="middle">${esc(m.period)}</text><text x="${(x + step / 2).toFixed(1)}" y="${(h - 34 - bh).toFixed(1)}" text-anchor="middle" class="v">${esc(m.redemptions)}</text></g>`;
+    })
+    .join("");
+  const axis = `<line x1="${left}" y1="${h - 30}" x2="${w}" y2="${h - 30}" stroke="#999"/><text x="${left + 4}" y="12" text-anchor="start">max ${esc(formatMax(max))}</text>`;
+  return `<svg role="img" aria-label="Group-wallet points redeemed by month" viewBox="0 0 ${w} ${h}" width="100%" class="chart" id="chart-wallet-months">${axis}${bars}</svg>`;
 }
 
 const PALETTE = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563", "#db2777"];
@@ -94,7 +122,7 @@ function walletOverTime(days: readonly WalletDay[], period: string): string {
     if (d === 1 || d % 5 === 0)
       bars.push(`<text x="${(x + step / 2).toFixed(1)}" y="${h - 5}" text-anchor="middle">${d}</text>`);
   }
-  const axis = `<line x1="${left}" y1="${h - 20}" x2="${w}" y2="${h - 20}" stroke="#999"/><text x="${left - 4}" y="16" text-anchor="end">${esc(formatMax(max))}</text>`;
+  const axis = `<line x1="${left}" y1="${h - 20}" x2="${w}" y2="${h - 20}" stroke="#999"/><text x="${left + 4}" y="12" text-anchor="start">max ${esc(formatMax(max))}</text>`;
   return `<svg role="img" aria-label="Group-wallet points redeemed per day" viewBox="0 0 ${w} ${h}" width="100%" class="chart" id="chart-wallet">${axis}${bars.join("")}</svg>`;
 }
 
@@ -187,6 +215,7 @@ td[data-col=group_id],td[data-col=group_external_id],td[data-col=group_name],td[
 <section class="charts">
 <div><h2>Points awarded by group (top ${Math.min(input.topGroups ?? 15, rows.length)})</h2>${barsByGroup(rows, input.topGroups ?? 15)}</div>
 <div><h2>Group-wallet points redeemed per day</h2>${walletOverTime(input.walletByDay, input.period)}</div>
+<div><h2>Group-wallet redemptions by month (points; count above each bar)</h2>${walletByMonth(input.history ?? [])}</div>
 <div><h2>Tier mix (groups per tier)</h2>${tierMix(rows)}</div>
 </section>
 <h2>Group summary</h2>

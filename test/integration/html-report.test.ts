@@ -68,6 +68,11 @@ describe("HTML report in headless Chromium", () => {
       membershipSyncedAt: "2026-11-01T06:00:00.000Z",
       groupSummary: rows,
       walletByDay,
+      history: [
+        { period: "2026-08", redemptions: "", points: "" },
+        { period: "2026-09", redemptions: "12", points: "900.25" },
+        { period: "2026-10", redemptions: "3", points: "190.5" },
+      ],
     });
     const file = join(dir, "report.html");
     await writeFile(file, html);
@@ -124,6 +129,18 @@ describe("HTML report in headless Chromium", () => {
       rs.map((r) => [r.getAttribute("data-date"), r.getAttribute("data-points")]),
     );
     expect(days).toEqual(walletByDay.map((d) => [d.date, d.points]));
+    const months = await page.$$eval("#chart-wallet-months g", (gs) =>
+      gs.map((g) => [
+        g.getAttribute("data-period"),
+        g.getAttribute("data-redemptions"),
+        g.getAttribute("data-points"),
+      ]),
+    );
+    // A month whose exports could not supply the figure has no bar (not a 0 bar).
+    expect(months).toEqual([
+      ["2026-09", "12", "900.25"],
+      ["2026-10", "3", "190.5"],
+    ]);
     const tiers = await page.$$eval(".legend li", (lis) =>
       lis.map((li) => [li.getAttribute("data-tier"), Number(li.getAttribute("data-groups"))]),
     );

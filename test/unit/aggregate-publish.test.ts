@@ -200,6 +200,12 @@ describe("publication is atomic per period (invariant 5)", () => {
     ) as ReportManifest;
     expect(manifest).toMatchObject({ period: "2026-10", runId: rep.runId, inputFiles: ["a", "b"] });
     expect(manifest.membershipSyncedAt).toBe("2026-11-01T06:00:00.000Z");
+    expect(manifest.totals).toEqual({
+      points_awarded: "5.5",
+      points_redeemed: "0.5",
+      group_wallet_redemptions: "",
+      group_wallet_points_redeemed: "",
+    });
     for (const f of manifest.files) {
       const body = objects.store.get(`reports/${f.key}`);
       expect(body, f.key).toBeDefined();
