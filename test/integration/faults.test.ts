@@ -267,6 +267,32 @@ describe("faults: after retries the reports equal a clean run; a persistent faul
     expect(got[last]?.quality).toEqual(truthQuality(sample));
   });
 
+  it("a re-run frozen mid-report leaves the published set visible and whole", async () => {
+    const latestBefore = await readText(s3, names.reportsBucket, "reports/latest/manifest.json");
+    s3Faults.add({
+      name: "deadline-rerun",
+      match: (r) =>
+        isPut(`/${names.reportsBucket}/reports/`)(r) && r.path.endsWith("/unattributed_members.csv"),
+      times: 1,
+      action: { kind: "hold" },
+    });
+    const deadline = s3Faults.held("deadline-rerun").then(() => "frozen" as const);
+    const outcome = await Promise.race([h.aggregate({ periods: sample.truth.months }), deadline]);
+    expect(outcome).toBe("frozen");
+    expect(await readText(s3, names.reportsBucket, "reports/latest/manifest.json")).toBe(latestBefore);
+    const got = await visibleReports(s3, names.reportsBucket, sample.truth.months);
+    const want = truthReports(sample);
+    for (const period of sample.truth.months) expect(got[period]?.summary).toEqual(want[period]?.summary);
+    await ddb.send(
+      new UpdateCommand({
+        TableName: names.tableName,
+        Key: { pk: "AGGREGATE#LOCK", sk: "LOCK" },
+        UpdateExpression: "SET expiresAt = :z",
+        ExpressionAttributeValues: { ":z": 0 },
+      }),
+    );
+  });
+
   it("a fault that persists ends FAILED with its reason; the reports stay whole; a re-drive recovers", async () => {
     const source = sample.manifest.files.find((f) => f.template === "points" && f.packaging === "csv");
     if (!source) throw new Error("the sample has a plain Points CSV");
