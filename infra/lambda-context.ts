@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Context } from "aws-lambda";
+import type { Context, ScheduledEvent } from "aws-lambda";
 
 /** A Lambda invocation context for running handlers locally, as the Lambda runtime would pass it. */
 export function lambdaContext(functionName: string, timeoutMs = 900_000): Context {
@@ -17,5 +17,20 @@ export function lambdaContext(functionName: string, timeoutMs = 900_000): Contex
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,
+  };
+}
+
+/** An EventBridge scheduled event, as the schedule delivers it to the sync and aggregation functions. */
+export function scheduledEvent(region = process.env.AWS_REGION ?? "us-east-1"): ScheduledEvent {
+  return {
+    version: "0",
+    id: randomUUID(),
+    "detail-type": "Scheduled Event",
+    source: "aws.events",
+    account: "000000000000",
+    time: new Date().toISOString(),
+    region,
+    resources: [],
+    detail: {},
   };
 }

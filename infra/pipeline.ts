@@ -9,10 +9,10 @@ import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import type { S3Event, ScheduledEvent } from "aws-lambda";
+import type { S3Event } from "aws-lambda";
 import type { PublishedReport } from "../lib/aggregate.ts";
 import type { CapillarySimulator } from "./capillary-sim.ts";
-import { lambdaContext } from "./lambda-context.ts";
+import { lambdaContext, scheduledEvent } from "./lambda-context.ts";
 import type { S3Dispatcher } from "./s3-dispatcher.ts";
 import type { SimState } from "./sample/membership-types.ts";
 
@@ -45,20 +45,6 @@ export async function listFiles(dir: string): Promise<string[]> {
   };
   await walk(dir);
   return out.sort();
-}
-
-function scheduledEvent(): ScheduledEvent {
-  return {
-    version: "0",
-    id: crypto.randomUUID(),
-    "detail-type": "Scheduled Event",
-    source: "aws.events",
-    account: "000000000000",
-    time: new Date().toISOString(),
-    region: "us-east-1",
-    resources: [],
-    detail: {},
-  };
 }
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {

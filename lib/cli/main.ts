@@ -274,29 +274,13 @@ async function sync(io: Io): Promise<number> {
   // The sync handler's own wiring (credentials, discovery, continuation), invoked as Lambda would.
   process.env.SYNC_CONTINUE ??= "schedule";
   const { handler } = await import("../../functions/sync-groups.ts");
-  const { lambdaContext } = await import("../../infra/lambda-context.ts");
+  const { lambdaContext, scheduledEvent } = await import("../../infra/lambda-context.ts");
   io.err("syncing groups from the Capillary API");
-  const event = {
-    version: "0",
-    id: crypto.randomUUID(),
-    "detail-type": "Scheduled Event",
-    source: "aws.events",
-    account: "000000000000",
-    time: new Date().toISOString(),
-    region: process.env.AWS_REGION ?? "us-east-1",
-    resources: [],
-    detail: {},
-  };
-  const r = (await handler(event as never, lambdaContext("group-reports-cli", 24 * 3600_000))) as {
-    synced?: number;
-    membershipsWritten?: number;
-    exitsObserved?: number;
-    failed?: unknown[];
-  };
+  const r = await handler(scheduledEvent(), lambdaContext("group-reports-cli", 24 * 3600_000));
   io.out(
-    `synced ${r.synced ?? 0} groups, ${r.membershipsWritten ?? 0} memberships written, ${r.exitsObserved ?? 0} exits observed, ${r.failed?.length ?? 0} failed`,
+    `synced ${r.synced} groups, ${r.membershipsWritten} memberships written, ${r.exitsObserved} exits observed, ${r.failed.length} failed`,
   );
-  return (r.failed?.length ?? 0) > 0 ? 1 : 0;
+  return r.failed.length > 0 ? 1 : 0;
 }
 
 function table(io: Io, head: string[], rows: string[][]): void {

@@ -9,9 +9,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { S3Event, ScheduledEvent } from "aws-lambda";
+import type { S3Event } from "aws-lambda";
 import type { CapillarySimulator } from "../../infra/capillary-sim.ts";
-import { lambdaContext } from "../../infra/lambda-context.ts";
+import { lambdaContext, scheduledEvent } from "../../infra/lambda-context.ts";
 import type { S3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import type { GeneratedSample } from "../../infra/sample/generate.ts";
 import { LOCAL_CREDENTIALS } from "../../infra/stack.ts";
@@ -56,20 +56,6 @@ export function handlerEnv(
     CAPILLARY_RATE_PER_SECOND: "500",
     POWERTOOLS_LOG_LEVEL: "ERROR",
     ...extra,
-  };
-}
-
-export function scheduledEvent(): ScheduledEvent {
-  return {
-    version: "0",
-    id: crypto.randomUUID(),
-    "detail-type": "Scheduled Event",
-    source: "aws.events",
-    account: "000000000000",
-    time: new Date().toISOString(),
-    region: "us-east-1",
-    resources: [],
-    detail: {},
   };
 }
 
