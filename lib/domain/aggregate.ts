@@ -79,6 +79,8 @@ export const GROUP_MEMBERS_COLUMNS = [
   "points_redeemed",
   "points_balance",
   "lifetime_purchases",
+  /** yes: counted in the group's members_total and members_* figures (a member counts in one group only). */
+  "in_members_total",
 ] as const;
 export type GroupMembersRow = Record<(typeof GROUP_MEMBERS_COLUMNS)[number], string>;
 
@@ -328,6 +330,7 @@ export class PeriodAggregator {
           points_redeemed: dec(cap.points, pu?.[1] ?? 0n),
           points_balance: s && s[1] !== "" ? formatThousandths(big(s[1])) : "",
           lifetime_purchases: s && s[3] !== "" ? formatThousandths(big(s[3])) : "",
+          in_members_total: members.has(u) ? "yes" : "no",
         });
       }
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Capabilities, PeriodAggregator, Upserter } from "../../lib/domain/aggregate.ts";
 import { buildAttributionIndex } from "../../lib/domain/attribution.ts";
-import { parseThousandths } from "../../lib/domain/decimal.ts";
+import { formatThousandths, parseThousandths } from "../../lib/domain/decimal.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { renderCsv, safeCell } from "../../lib/domain/report.ts";
 
@@ -224,8 +224,31 @@ describe("PeriodAggregator", () => {
         points_redeemed: "2",
         points_balance: "1000",
         lifetime_purchases: "250.75",
+        in_members_total: "yes",
       },
     ]);
+  });
+
+  it("marks which member rows the group's members_* figures count, so the files reconcile", () => {
+    // User 1 moved from group 9 to its default group 10 mid-October: active in both, counted in 10 only.
+    const ms = [m("9", "1"), m("10", "1", { defaultGroup: true, joinedOn: "2026-10-12" }), m("9", "2")];
+    const r = run(ms, [g("9"), g("10")], (a) => {
+      a.addPoints(pts("1", "1", "2026-10-05", "5"));
+      a.addPoints(pts("2", "1", "2026-10-20", "7"));
+      a.addPoints(pts("3", "2", "2026-10-20", "1"));
+    });
+    const rows = (group: string) => r.groupMembers.filter((x) => x.group_id === group);
+    expect(rows("9").map((x) => [x.user_id, x.in_members_total])).toEqual([
+      ["1", "no"],
+      ["2", "yes"],
+    ]);
+    expect(rows("10").map((x) => [x.user_id, x.in_members_total])).toEqual([["1", "yes"]]);
+    for (const s of r.groupSummary) {
+      const counted = rows(s.group_id).filter((x) => x.in_members_total === "yes");
+      const balance = counted.reduce((t, x) => t + BigInt(parseThousandths(x.points_balance) as number), 0n);
+      expect(formatThousandths(balance)).toBe(s.members_points_balance);
+      expect(String(counted.length)).toBe(s.members_total);
+    }
   });
 });
 
