@@ -28,6 +28,7 @@ import { CsvParser } from "./domain/csv.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
 import { type MonthTotals, renderHtmlReport, sumDecimals } from "./domain/html-report.ts";
 import type { GroupMeta, Membership } from "./domain/membership.ts";
+import { versionColumn } from "./domain/normalize.ts";
 import { renderCsv, renderJson } from "./domain/report.ts";
 import type { Log } from "./logger.ts";
 
@@ -267,7 +268,7 @@ export async function aggregatePeriods(
           for (const s of f.staged) {
             if (s.dataset !== dataset || s.period !== period || s.part !== part) continue;
             const deliveredAt = Date.parse(f.deliveredAt);
-            const versionIdx = dataset === "points" ? 7 : dataset === "rewards" ? 4 : 5;
+            const versionIdx = versionColumn(dataset);
             await readStaged(deps, s.key, (row) =>
               up.add(
                 row[0] ?? "",
@@ -627,7 +628,7 @@ async function readMembers(
     for (const s of f.staged) {
       if (s.dataset !== "members") continue;
       await readStaged(deps, s.key, (row) =>
-        up.add(row[0] ?? "", Number(row[5] ?? 0), deliveredAt, f.fileId, row),
+        up.add(row[0] ?? "", Number(row[versionColumn("members")] ?? 0), deliveredAt, f.fileId, row),
       );
     }
   }

@@ -30,6 +30,11 @@ export const STAGED_COLUMNS = {
   rewards: ["reward_id", "user_id", "event_date", "group_flag", "version"],
 } as const satisfies Record<TemplateName, readonly string[]>;
 
+/** Column of the row version in a dataset's staged rows (the upsert key is column 0). */
+export function versionColumn(dataset: TemplateName): number {
+  return (STAGED_COLUMNS[dataset] as readonly string[]).indexOf("version");
+}
+
 /**
  * One accepted row: its staged line (the dataset's STAGED_COLUMNS as CSV text, without line end) built
  * directly from the fields, with no intermediate array: this is the hot path.

@@ -11,7 +11,7 @@ import { LocalObjects, MemoryLedger } from "../../lib/adapters/local-ports.ts";
 import { currentFiles } from "../../lib/aggregate.ts";
 import { Upserter } from "../../lib/domain/aggregate.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
-import { splitCsvLine } from "../../lib/domain/normalize.ts";
+import { splitCsvLine, versionColumn } from "../../lib/domain/normalize.ts";
 import { type DeliveredObject, type IngestSettings, ingestObject } from "../../lib/ingest.ts";
 import type { Log } from "../../lib/logger.ts";
 
@@ -86,7 +86,7 @@ export class IngestHarness {
           .toString("utf8")
           .split("\n")
           .filter((l) => l !== "");
-        const vIdx = s.dataset === "points" ? 7 : s.dataset === "rewards" ? 4 : 5;
+        const vIdx = versionColumn(s.dataset);
         const up = ups.get(s.dataset) ?? new Upserter();
         ups.set(s.dataset, up);
         for (const line of stagedRecords(lines)) {
