@@ -85,22 +85,19 @@ describe("two deliveries of one object version at the same time", () => {
       aDone = r;
     });
     const { ledger, regressions, seen, firstStarted } = watched({});
-    let reads = 0;
-    const objects = {
-      get: async (...a: Parameters<typeof h.objects.get>) => {
-        // B's read of the body fails (a reset), after A has committed.
-        if (reads++ === 1) {
-          await aCommitted;
-          throw Object.assign(new Error("aborted"), { code: "ECONNRESET" });
-        }
-        return h.objects.get(...a);
+    // B's read of the body fails (a reset), after A has committed. Each delivery has its own S3 adapter,
+    // so which read fails does not depend on which of the two reaches GetObject first.
+    const failingObjects = {
+      get: async (..._: Parameters<typeof h.objects.get>): ReturnType<typeof h.objects.get> => {
+        await aCommitted;
+        throw Object.assign(new Error("aborted"), { code: "ECONNRESET" });
       },
       putFile: h.objects.putFile.bind(h.objects),
     };
-    const deps = { objects, ledger, settings: h.settings, now: () => new Date(), log: h.log };
-    const a = ingestObject(deps, obj);
+    const base = { ledger, settings: h.settings, now: () => new Date(), log: h.log };
+    const a = ingestObject({ ...base, objects: h.objects }, obj);
     await firstStarted;
-    const b = ingestObject(deps, obj);
+    const b = ingestObject({ ...base, objects: failingObjects }, obj);
     const ra = await a;
     aDone();
     await expect(b).rejects.toThrow(/aborted/);
