@@ -22,7 +22,8 @@ export function renderCsv<C extends string>(
 ): string {
   const lines = [encodeCsvRecord(columns)];
   for (const r of rows) lines.push(encodeCsvRecord(columns.map((c) => safeCell(r[c]))));
-  return `${lines.join("\r\n")}\r\n`;
+  // UTF-8 with a byte order mark: Excel otherwise reads the file in the local code page.
+  return `\uFEFF${lines.join("\r\n")}\r\n`;
 }
 
 export function renderJson<C extends string>(

@@ -186,7 +186,9 @@ describe("group-reports CLI; the process time zone changes no figure", () => {
     const res = await fetch(url ?? "");
     expect(res.status).toBe(200);
     const { text } = await get(set, "latest");
-    expect(await res.text()).toBe(await text("group_summary.csv"));
+    // Byte for byte, BOM included (Response.text() would drop the BOM).
+    const body = new TextDecoder("utf-8", { ignoreBOM: true }).decode(await res.arrayBuffer());
+    expect(body).toBe(await text("group_summary.csv"));
   });
 
   it("aggregates a backfill range on demand, publishing a new run per period", async () => {

@@ -264,7 +264,8 @@ describe("report cells are safe to open in a spreadsheet", () => {
   ])("%s -> %s", (v, want) => expect(safeCell(v)).toBe(want));
 
   it("renders RFC 4180 CSV with CRLF and quotes where needed", () => {
-    expect(renderCsv(["a", "b"], [{ a: 'x,"y"', b: "=1" }])).toBe('a,b\r\n"x,""y""",\'=1\r\n');
+    // A UTF-8 byte order mark first, so that Excel reads accented names (Müller, Zoë) as UTF-8.
+    expect(renderCsv(["a", "b"], [{ a: 'x,"y"', b: "=1" }])).toBe('\uFEFFa,b\r\n"x,""y""",\'=1\r\n');
   });
 });
 
