@@ -12,7 +12,12 @@ import { currentFiles } from "../../lib/aggregate.ts";
 import { Upserter } from "../../lib/domain/aggregate.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
 import { splitCsvLine, versionColumn } from "../../lib/domain/normalize.ts";
-import { type DeliveredObject, type IngestSettings, ingestObject } from "../../lib/ingest.ts";
+import {
+  type DeliveredObject,
+  type IngestDeps,
+  type IngestSettings,
+  ingestObject,
+} from "../../lib/ingest.ts";
 import type { Log } from "../../lib/logger.ts";
 
 export const BUCKET = "exports-bucket";
@@ -28,7 +33,10 @@ export class IngestHarness {
   readonly objects: LocalObjects;
   readonly settings: IngestSettings;
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    private readonly now: () => Date,
+  ) {
     this.objects = new LocalObjects(join(dir, "s3"));
     this.settings = {
       stagingBucket: BUCKET,
@@ -41,16 +49,22 @@ export class IngestHarness {
     };
   }
 
-  static async create(): Promise<IngestHarness> {
-    return new IngestHarness(await mkdtemp(join(tmpdir(), "glr-prop-")));
+  /** `now`: the clock the use case sees (default: the real one). */
+  static async create(opts: { now?: () => Date } = {}): Promise<IngestHarness> {
+    return new IngestHarness(await mkdtemp(join(tmpdir(), "glr-ingest-")), opts.now ?? (() => new Date()));
   }
 
   async remove(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  async put(key: string, content: Uint8Array): Promise<DeliveredObject> {
-    const eTag = await this.objects.putObject(BUCKET, key, content);
+  /** Store an object and return the event S3 would send for it (sequencers grow with each write). */
+  async put(
+    key: string,
+    content: Uint8Array,
+    opts: { contentEncoding?: string } = {},
+  ): Promise<DeliveredObject> {
+    const eTag = await this.objects.putObject(BUCKET, key, content, opts);
     this.seq++;
     return {
       bucket: BUCKET,
@@ -62,17 +76,18 @@ export class IngestHarness {
     };
   }
 
+  get deps(): IngestDeps {
+    return {
+      objects: this.objects,
+      ledger: this.ledger,
+      settings: this.settings,
+      now: this.now,
+      log: this.log,
+    };
+  }
+
   ingest(obj: DeliveredObject) {
-    return ingestObject(
-      {
-        objects: this.objects,
-        ledger: this.ledger,
-        settings: this.settings,
-        now: () => new Date(),
-        log: this.log,
-      },
-      obj,
-    );
+    return ingestObject(this.deps, obj);
   }
 
   async effective(): Promise<Record<string, string[]>> {
@@ -100,6 +115,16 @@ export class IngestHarness {
     const out: Record<string, string[]> = {};
     for (const [dataset, up] of ups) out[dataset] = [...up.values()].map((r) => r[0] ?? "").sort();
     return out;
+  }
+
+  async rejectsOf(fileId: string): Promise<string | null> {
+    const b = await this.objects.readBytes(BUCKET, `rejects/${fileId}.csv`);
+    return b ? b.toString("utf8") : null;
+  }
+
+  /** Every GetObject body was read to its end or destroyed. */
+  bodiesReleased(): boolean {
+    return this.objects.bodies.every((b) => b.destroyed || b.readableEnded);
   }
 }
 

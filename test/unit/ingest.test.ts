@@ -5,158 +5,24 @@
  * (`currentFiles`, then the newest row version per key), so "equals a single clean delivery" is checked
  * on what the reports would count.
  */
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { readFile } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LocalObjects, MemoryLedger } from "../../lib/adapters/local-ports.ts";
-import { currentFiles } from "../../lib/aggregate.ts";
-import { Upserter } from "../../lib/domain/aggregate.ts";
-import { ZonedCalendar } from "../../lib/domain/dates.ts";
-import { splitCsvLine, versionColumn } from "../../lib/domain/normalize.ts";
-import {
-  type DeliveredObject,
-  fileIdOf,
-  type IngestDeps,
-  type IngestSettings,
-  ingestObject,
-} from "../../lib/ingest.ts";
-import type { Log } from "../../lib/logger.ts";
+import { splitCsvLine } from "../../lib/domain/normalize.ts";
+import { fileIdOf } from "../../lib/ingest.ts";
+import { BUCKET, IngestHarness } from "../support/ingest-harness.ts";
 
-const BUCKET = "exports-bucket";
 const fixture = (name: string) => readFile(new URL(`../fixtures/ingest/${name}`, import.meta.url));
 const unpackFixture = (name: string) => readFile(new URL(`../fixtures/unpack/${name}`, import.meta.url));
 
-interface Logged {
-  level: string;
-  message: string;
-  data: Record<string, unknown>;
-}
-
-class Harness {
-  seq = 0;
-  readonly logs: Logged[] = [];
-  readonly log = {
-    info: (message: string, data: Record<string, unknown> = {}) =>
-      this.logs.push({ level: "info", message, data }),
-    warn: (message: string, data: Record<string, unknown> = {}) =>
-      this.logs.push({ level: "warn", message, data }),
-    error: (message: string, data: Record<string, unknown> = {}) =>
-      this.logs.push({ level: "error", message, data }),
-    debug: () => undefined,
-  } as unknown as Log;
-  readonly ledger = new MemoryLedger();
-  settings: IngestSettings;
-
-  constructor(
-    readonly objects: LocalObjects,
-    readonly dir: string,
-  ) {
-    this.settings = {
-      stagingBucket: BUCKET,
-      partitions: 4,
-      calendar: new ZonedCalendar("UTC"),
-      columnMap: {},
-      maxFieldBytes: 64 * 1024,
-      maxRecordBytes: 1024 * 1024,
-      tmpDir: join(dir, "spill"),
-    };
-  }
-
-  get deps(): IngestDeps {
-    return {
-      objects: this.objects,
-      ledger: this.ledger,
-      settings: this.settings,
-      now: () => new Date("2024-04-02T00:00:00Z"),
-      log: this.log,
-    };
-  }
-
-  /** Store an object and return the event S3 would send for it (sequencers grow with each write). */
-  async put(
-    key: string,
-    content: Uint8Array,
-    opts: { contentEncoding?: string } = {},
-  ): Promise<DeliveredObject> {
-    const eTag = await this.objects.putObject(BUCKET, key, content, opts);
-    this.seq++;
-    return {
-      bucket: BUCKET,
-      key,
-      size: content.byteLength,
-      eTag,
-      sequencer: this.seq.toString(16).toUpperCase().padStart(16, "0"),
-      eventTime: new Date(Date.UTC(2024, 3, 1, 0, this.seq)).toISOString(),
-    };
-  }
-
-  ingest(obj: DeliveredObject) {
-    return ingestObject(this.deps, obj);
-  }
-
-  /** What the aggregation would count: newest committed file per key, newest row version per row key. */
-  async effective(): Promise<Record<string, string[]>> {
-    const files = currentFiles(await this.ledger.list());
-    const ups = new Map<string, Upserter>();
-    for (const f of files) {
-      for (const s of f.staged) {
-        const bytes = await this.objects.readBytes(BUCKET, s.key);
-        if (!bytes) throw new Error(`staged object missing: ${s.key}`);
-        const [, ...lines] = gunzipSync(bytes)
-          .toString("utf8")
-          .split("\n")
-          .filter((l) => l !== "");
-        const vIdx = versionColumn(s.dataset);
-        const up = ups.get(s.dataset) ?? new Upserter();
-        ups.set(s.dataset, up);
-        for (const line of stagedRecords(lines)) {
-          const row = splitCsvLine(line);
-          up.add(row[0] ?? "", Number(row[vIdx]), Date.parse(f.deliveredAt), f.fileId, [
-            `${s.period}|${line}`,
-          ]);
-        }
-      }
-    }
-    const out: Record<string, string[]> = {};
-    for (const [dataset, up] of ups) out[dataset] = [...up.values()].map((r) => r[0] ?? "").sort();
-    return out;
-  }
-
-  async rejectsOf(fileId: string): Promise<string | null> {
-    const b = await this.objects.readBytes(BUCKET, `rejects/${fileId}.csv`);
-    return b ? b.toString("utf8") : null;
-  }
-
-  /** Every GetObject body was read to its end or destroyed. */
-  bodiesReleased(): boolean {
-    return this.objects.bodies.every((b) => b.destroyed || b.readableEnded);
-  }
-}
-
-/** Staged lines are CSV records; a quoted field may hold a line end, so join lines inside quotes. */
-function stagedRecords(lines: string[]): string[] {
-  const out: string[] = [];
-  let cur: string | null = null;
-  for (const l of lines) {
-    cur = cur === null ? l : `${cur}\n${l}`;
-    if ((cur.split('"').length - 1) % 2 === 0) {
-      out.push(cur);
-      cur = null;
-    }
-  }
-  return out;
-}
-
-let h: Harness;
+const now = () => new Date("2024-04-02T00:00:00Z");
+let h: IngestHarness;
 beforeEach(async () => {
-  const dir = await mkdtemp(join(tmpdir(), "glr-ingest-test-"));
-  h = new Harness(new LocalObjects(join(dir, "s3")), dir);
+  h = await IngestHarness.create({ now });
 });
 afterEach(async () => {
   expect(h.bodiesReleased()).toBe(true);
-  await h.objects.remove();
+  await h.remove();
 });
 
 const v = (y: number, mo: number, d: number, hh: number, mm: number, ss: number) =>
@@ -437,9 +303,13 @@ describe("rows that fail validation", () => {
 
 describe("delivery: the staged result equals a single clean delivery", () => {
   const clean = async () => {
-    const c = new Harness(new LocalObjects(join(h.dir, "clean")), join(h.dir, "c"));
-    await c.ingest(await c.put("exports/points/points.csv", await fixture("points.csv")));
-    return c.effective();
+    const c = await IngestHarness.create({ now });
+    try {
+      await c.ingest(await c.put("exports/points/points.csv", await fixture("points.csv")));
+      return await c.effective();
+    } finally {
+      await c.remove();
+    }
   };
 
   it("ignores a duplicate delivery of the same object version", async () => {
