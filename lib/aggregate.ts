@@ -13,7 +13,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { EntryStats, LedgerEntry, LedgerStore } from "./adapters/ledger-store.ts";
 import type { S3Objects } from "./adapters/s3-objects.ts";
-import { unpack } from "./adapters/unpack.ts";
+import {
+  type AggregationPlan,
+  aggregatePart,
+  linkedPeriods,
+  type PartResult,
+  readStaged,
+} from "./aggregate-parts.ts";
 import {
   type Capabilities,
   GROUP_MEMBERS_COLUMNS,
@@ -23,8 +29,7 @@ import {
   UNATTRIBUTED_COLUMNS,
   Upserter,
 } from "./domain/aggregate.ts";
-import { buildAttributionIndex } from "./domain/attribution.ts";
-import { CsvParser } from "./domain/csv.ts";
+import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
 import { type MonthTotals, renderHtmlReport, sumDecimals } from "./domain/html-report.ts";
 import type { GroupMeta, Membership } from "./domain/membership.ts";
@@ -60,6 +65,19 @@ export interface AggregateSettings {
   lockTtlSeconds?: number;
 }
 
+/**
+ * Runs the parts somewhere else, one invocation each (functions/aggregate-part.ts), when a run reads at
+ * least `minRows` staged rows: the plan is written once, parts run `concurrency` at a time.
+ */
+export interface PartFanout {
+  minRows: number;
+  concurrency: number;
+  open(
+    plan: AggregationPlan,
+    attribution: AttributionIndex,
+  ): Promise<{ run(part: number, periods: readonly string[]): Promise<PartResult>; close(): Promise<void> }>;
+}
+
 export interface AggregateDeps {
   objects: ReportObjects;
   ledger: AggregateLedger;
@@ -69,6 +87,8 @@ export interface AggregateDeps {
   log: Log;
   /** Progress of long work (CLI): one line per step. */
   progress?: (line: string) => void;
+  /** Off (undefined): every part runs in this process, one after another. */
+  fanout?: PartFanout;
 }
 
 export interface PublishedFile {
@@ -248,42 +268,46 @@ export async function aggregatePeriods(
     files.flatMap((f) => f.staged.filter((s) => s.dataset !== "members").map((s) => s.period)),
   );
 
+  // Map: every part upserts its keys over all periods; reduce: merge the wanted periods' aggregates.
+  // Periods that shared a key with a wanted one (a row moved month) are aggregated too, in a second
+  // pass over the parts when the first did not want them.
+  const plan: AggregationPlan = {
+    stagingBucket: settings.stagingBucket,
+    timeZone: settings.calendar.timeZone,
+    files: files.map((f) => ({
+      fileId: f.fileId,
+      deliveredAt: f.deliveredAt,
+      staged: f.staged.filter((s) => s.dataset !== "members"),
+    })),
+    memberships,
+  };
+  const aggregators = new Map<string, PeriodAggregator>();
+  const links: [string, string][] = [];
+  const requested = new Set(periods);
+  await forEachPart(deps, plan, attribution, [...requested], (r) => {
+    mergeInto(aggregators, r);
+    links.push(...r.links);
+  });
+  const affected = linkedPeriods(requested, links);
+  const extra = [...affected].filter((p) => !requested.has(p));
+  if (extra.length > 0) {
+    log.info("rows moved between periods; those periods are re-published too", { periods: extra });
+    for (const p of extra) {
+      const st = await ledger.getPeriod(p);
+      states.set(p, { version: st?.dirtyVersion, fileIds: st?.fileIds ?? [] });
+    }
+    await forEachPart(deps, plan, attribution, extra, (r) => mergeInto(aggregators, r));
+  }
+
   const published: PublishedReport[] = [];
   const totalsThisRun = new Map<string, PeriodTotals>();
-  const sortedPeriods = [...periods].sort();
+  const sortedPeriods = [...affected].sort();
   for (const [index, period] of sortedPeriods.entries()) {
     say(`period ${period} (${index + 1}/${sortedPeriods.length})`);
     await deps.renewLock?.();
     const runId = newRunId(deps.now());
-    const agg = new PeriodAggregator(period, attribution);
+    const agg = aggregators.get(period) ?? new PeriodAggregator(period, attribution);
     const inputs = files.filter((f) => f.staged.some((s) => s.period === period && s.dataset !== "members"));
-    for (let part = 0; part < settings.partitions; part++) {
-      for (const [dataset, add] of [
-        ["points", (r: string[]) => agg.addPoints(r)],
-        ["points_redemption_summary", (r: string[]) => agg.addRedemption(r)],
-        ["rewards", (r: string[]) => agg.addReward(r)],
-      ] as const) {
-        const up = new Upserter<PackedRow>();
-        for (const f of inputs) {
-          for (const s of f.staged) {
-            if (s.dataset !== dataset || s.period !== period || s.part !== part) continue;
-            const deliveredAt = Date.parse(f.deliveredAt);
-            const versionIdx = versionColumn(dataset);
-            await readStaged(deps, s.key, (row) =>
-              up.add(
-                row[0] ?? "",
-                Number(row[versionIdx] ?? 0),
-                deliveredAt,
-                f.fileId,
-                packRow(dataset, row),
-              ),
-            );
-          }
-        }
-        for (const packed of up.values()) add(unpackRow(packed));
-        if (up.size > 0) say(`  part ${part + 1}/${settings.partitions} ${dataset}: ${up.size} rows`);
-      }
-    }
     const report = agg.finish({ groups, memberships, members, capabilities, today });
     if (!knownPeriods.has(period)) {
       log.warn("period has no accepted Points or Redemption Summary rows; nothing published", { period });
@@ -424,6 +448,59 @@ export async function aggregatePeriods(
   return published;
 }
 
+/** Runs every part for `periods` (in process, or fanned out when the run is big enough), in part order or as they finish. */
+async function forEachPart(
+  deps: AggregateDeps & { renewLock?: () => Promise<void> },
+  plan: AggregationPlan,
+  attribution: AttributionIndex,
+  periods: readonly string[],
+  onResult: (r: PartResult) => void,
+): Promise<void> {
+  const { settings, fanout, log } = deps;
+  const say = deps.progress ?? (() => undefined);
+  const parts = Array.from({ length: settings.partitions }, (_, i) => i);
+  const report = (r: PartResult) => {
+    say(`  part ${r.part + 1}/${settings.partitions}: ${r.rows} rows`);
+    onResult(r);
+  };
+  const stagedRows = plan.files.reduce((n, f) => n + f.staged.reduce((m, s) => m + s.rows, 0), 0);
+  if (!fanout || stagedRows < fanout.minRows || parts.length < 2) {
+    const wanted = new Set(periods);
+    for (const part of parts) {
+      await deps.renewLock?.();
+      report(await aggregatePart(deps.objects, plan, attribution, part, wanted));
+    }
+    return;
+  }
+  log.info("aggregation fans out", { parts: parts.length, stagedRows, concurrency: fanout.concurrency });
+  const session = await fanout.open(plan, attribution);
+  try {
+    const queue = [...parts];
+    const worker = async () => {
+      for (let part = queue.shift(); part !== undefined; part = queue.shift()) {
+        try {
+          report(await session.run(part, periods));
+          await deps.renewLock?.();
+        } catch (e) {
+          queue.length = 0; // no new parts once one failed: the whole run fails and is retried
+          throw e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(fanout.concurrency, parts.length) }, worker));
+  } finally {
+    await session.close();
+  }
+}
+
+function mergeInto(into: Map<string, PeriodAggregator>, r: PartResult): void {
+  for (const [p, agg] of r.aggregators) {
+    const cur = into.get(p);
+    if (cur) cur.merge(agg);
+    else into.set(p, agg);
+  }
+}
+
 const RUN_ID = /^(\d{8}T\d{6}Z)-[0-9a-f]+$/;
 
 /** Epoch ms of a run id's timestamp (`YYYYMMDDTHHMMSSZ-xxxxxx`), or null. */
@@ -561,60 +638,11 @@ export async function runAggregation(
   return { status: "done", published, rounds };
 }
 
-/**
- * A staged row as the upsert keeps it until the part is summed: the aggregated fields only, joined into
- * one string (a few dozen bytes instead of an array of strings: 5M rows a month must fit a 1 GB Lambda).
- * Points keep the event name only when it is GroupTransactionAdd. A row whose text holds the separator
- * stays an array.
- */
-type PackedRow = string | string[];
-const SEP = "\u001f";
-
-function packRow(dataset: "points" | "points_redemption_summary" | "rewards", row: string[]): PackedRow {
-  const kept = row.slice(0, row.length - 1); // the version (last column) is not needed once upserted
-  kept[0] = "";
-  if (dataset === "points" && kept[6] !== "grouptransactionadd") kept[6] = "";
-  const packed = kept.join(SEP);
-  return kept.some((v) => v.includes(SEP)) ? kept : packed;
-}
-
-function unpackRow(p: PackedRow): string[] {
-  return typeof p === "string" ? p.split(SEP) : p;
-}
-
 function newRunId(now: Date): string {
   return `${now
     .toISOString()
     .replace(/[-:]/g, "")
     .replace(/\.\d+Z$/, "Z")}-${randomBytes(3).toString("hex")}`;
-}
-
-async function readStaged(deps: AggregateDeps, key: string, onRow: (row: string[]) => void): Promise<void> {
-  const body = await deps.objects.get(deps.settings.stagingBucket, key);
-  let header = true;
-  let failure: Error | null = null;
-  const parser = new CsvParser(
-    {
-      record(fields) {
-        if (header) header = false;
-        else onRow(fields);
-      },
-      error(err) {
-        failure ??= new Error(`corrupt staged object ${key}: ${err.code} at line ${err.line}`);
-      },
-    },
-    { maxFieldBytes: 1 << 20, maxRecordBytes: 1 << 22 },
-  );
-  try {
-    for await (const entry of unpack(body.body, { name: key })) {
-      for await (const chunk of entry.chunks) parser.push(chunk);
-    }
-    parser.end();
-  } catch (e) {
-    body.destroy();
-    throw e;
-  }
-  if (failure) throw failure;
 }
 
 /** Newest Members snapshot row per user over every current Members file. */
@@ -627,7 +655,7 @@ async function readMembers(
     const deliveredAt = Date.parse(f.deliveredAt);
     for (const s of f.staged) {
       if (s.dataset !== "members") continue;
-      await readStaged(deps, s.key, (row) =>
+      await readStaged(deps.objects, deps.settings.stagingBucket, s.key, (row) =>
         up.add(row[0] ?? "", Number(row[versionColumn("members")] ?? 0), deliveredAt, f.fileId, row),
       );
     }

@@ -4,7 +4,8 @@
 -- test/integration/athena-sql.test.ts runs this very file on DuckDB and compares it with the Lambda.
 --   * current files: per source object the newest committed ledger entry (sequencer, delivery time, id);
 --     a staged row counts only if its object ("$path" = .../<fileId>.csv.gz) belongs to one.
---   * newest version per key and period: version, then file delivery time, then file id.
+--   * newest version per key over all periods (a re-sent row whose event date moved counts in its new
+--     month only): version, then file delivery time, then file id.
 --   * attribution (lib/domain/attribution.ts): stints from the membership snapshot; a stint counts on
 --     from_date <= d < until_date, from = later of its joinedOn and the previous stints' exit dates,
 --     until = the exit date (none while active); first-seen-exited memberships never count; of several
@@ -43,7 +44,7 @@ points_cur AS (
   SELECT * FROM (
     SELECT s.event_id, s.user_id, s.event_date, s.allocated, s.deducted, s.deduction_type, s.event_name, s.period,
       row_number() OVER (
-        PARTITION BY s.period, s.event_id
+        PARTITION BY s.event_id
         ORDER BY coalesce(CAST(NULLIF(s.version, '') AS BIGINT), 0) DESC, f.delivered_at DESC, f.file_id DESC
       ) AS rn
     FROM points s
@@ -54,7 +55,7 @@ redemptions_cur AS (
   SELECT * FROM (
     SELECT s.event_id, s.user_id, s.event_date, s.points_redeemed, s.redemption_type, s.period,
       row_number() OVER (
-        PARTITION BY s.period, s.event_id
+        PARTITION BY s.event_id
         ORDER BY coalesce(CAST(NULLIF(s.version, '') AS BIGINT), 0) DESC, f.delivered_at DESC, f.file_id DESC
       ) AS rn
     FROM points_redemption_summary s
@@ -65,7 +66,7 @@ rewards_cur AS (
   SELECT * FROM (
     SELECT s.reward_id, s.user_id, s.event_date, s.group_flag, s.period,
       row_number() OVER (
-        PARTITION BY s.period, s.reward_id
+        PARTITION BY s.reward_id
         ORDER BY coalesce(CAST(NULLIF(s.version, '') AS BIGINT), 0) DESC, f.delivered_at DESC, f.file_id DESC
       ) AS rn
     FROM rewards s

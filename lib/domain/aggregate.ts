@@ -1,21 +1,27 @@
 /**
  * The group report of one period (DESIGN.md "Report contract v1"), computed from the newest version of
  * each staged row, attributed to groups by membership history, summed exactly (bigint thousandths).
- * Pure: rows come in part by part (key-hash partitions), so memory is bounded by one part's rows.
+ * Pure and additive: rows come in part by part (key-hash partitions, lib/aggregate-parts.ts), and the
+ * aggregates of disjoint parts merge (merge, toState/fromState), so parts can run anywhere.
  */
 import { type AttributionIndex, compareGroupIds as compareIds } from "./attribution.ts";
 import { lastDayOf } from "./dates.ts";
 import { formatThousandths, parseThousandths } from "./decimal.ts";
 import type { GroupMeta, Membership } from "./membership.ts";
 
-/** Keeps the newest version of each key: row version, then delivery time, then file id (deterministic). */
+/**
+ * Keeps the newest version of each key: row version, then delivery time, then file id (deterministic).
+ * `onSameKey` sees every further version of a key next to the one kept so far (for cross-period links).
+ */
 export class Upserter<T = string[]> {
   private readonly rows = new Map<
     string,
     { version: number; deliveredAt: number; fileId: string; values: T }
   >();
+  constructor(private readonly onSameKey?: (kept: T, other: T) => void) {}
   add(key: string, version: number, deliveredAt: number, fileId: string, values: T): void {
     const cur = this.rows.get(key);
+    if (cur !== undefined) this.onSameKey?.(cur.values, values);
     if (
       cur === undefined ||
       version > cur.version ||
@@ -112,6 +118,18 @@ const REVERSED = new Set([
 const RETURNED = new Set(["return", "return_historical"]);
 const MEMBER_REDEMPTION = new Set(["redemption", "redeemed"]);
 
+const SUMS = [
+  "awarded",
+  "groupTxn",
+  "redeemed",
+  "expired",
+  "returned",
+  "reversed",
+  "walletSum",
+  "memberSum",
+] as const;
+const COUNTS = ["walletCount", "memberCount", "rewardCount"] as const;
+
 class GroupAcc {
   awarded = 0n;
   groupTxn = 0n;
@@ -124,8 +142,7 @@ class GroupAcc {
   memberCount = 0;
   memberSum = 0n;
   rewardCount = 0;
-  readonly active = new Set<string>();
-  /** per user: [awarded, redeemed] */
+  /** per user with any Points or Redemption Summary row here (members_active_in_period): [awarded, redeemed] */
   readonly perUser = new Map<string, [bigint, bigint]>();
   user(u: string): [bigint, bigint] {
     let v = this.perUser.get(u);
@@ -135,6 +152,26 @@ class GroupAcc {
     }
     return v;
   }
+  merge(o: GroupAcc): void {
+    for (const k of SUMS) this[k] += o[k];
+    for (const k of COUNTS) this[k] += o[k];
+    for (const [u, [aw, red]] of o.perUser) {
+      const pu = this.user(u);
+      pu[0] += aw;
+      pu[1] += red;
+    }
+  }
+}
+
+/**
+ * A PeriodAggregator's state as JSON (bigints as decimal strings): what one part of a fanned-out
+ * aggregation hands back. Additive: states of disjoint row sets merge into the state of their union.
+ */
+export interface PeriodState {
+  period: string;
+  groups: { id: string; sums: string[]; counts: number[]; users: [string, string, string][] }[];
+  unattributed: [string, number, string, string][];
+  walletDays: [string, number, string][];
 }
 
 const big = (s: string | undefined): bigint => (s === undefined || s === "" ? 0n : BigInt(s));
@@ -168,6 +205,57 @@ export class PeriodAggregator {
     return u;
   }
 
+  /** Adds another aggregator's rows (of the same period; disjoint rows, e.g. another key-hash part). */
+  merge(o: PeriodAggregator): void {
+    if (o.period !== this.period) throw new Error(`cannot merge period ${o.period} into ${this.period}`);
+    for (const [id, acc] of o.groups) this.acc(id).merge(acc);
+    for (const [u, x] of o.unattributed) {
+      const t = this.unattr(u);
+      t.rows += x.rows;
+      t.awarded += x.awarded;
+      t.redeemed += x.redeemed;
+    }
+    for (const [d, x] of o.walletDays) {
+      const t = this.walletDays.get(d) ?? { count: 0, points: 0n };
+      t.count += x.count;
+      t.points += x.points;
+      this.walletDays.set(d, t);
+    }
+  }
+
+  toState(): PeriodState {
+    return {
+      period: this.period,
+      groups: [...this.groups].map(([id, a]) => ({
+        id,
+        sums: SUMS.map((k) => a[k].toString()),
+        counts: COUNTS.map((k) => a[k]),
+        users: [...a.perUser].map(([u, [aw, red]]) => [u, aw.toString(), red.toString()]),
+      })),
+      unattributed: [...this.unattributed].map(([u, x]) => [
+        u,
+        x.rows,
+        x.awarded.toString(),
+        x.redeemed.toString(),
+      ]),
+      walletDays: [...this.walletDays].map(([d, x]) => [d, x.count, x.points.toString()]),
+    };
+  }
+
+  static fromState(state: PeriodState, attribution: AttributionIndex): PeriodAggregator {
+    const agg = new PeriodAggregator(state.period, attribution);
+    for (const g of state.groups) {
+      const a = agg.acc(g.id);
+      for (const [i, k] of SUMS.entries()) a[k] = BigInt(g.sums[i] ?? "0");
+      for (const [i, k] of COUNTS.entries()) a[k] = g.counts[i] ?? 0;
+      for (const [u, aw, red] of g.users) a.perUser.set(u, [BigInt(aw), BigInt(red)]);
+    }
+    for (const [u, rows, aw, red] of state.unattributed)
+      agg.unattributed.set(u, { rows, awarded: BigInt(aw), redeemed: BigInt(red) });
+    for (const [d, count, pts] of state.walletDays) agg.walletDays.set(d, { count, points: BigInt(pts) });
+    return agg;
+  }
+
   /** Points row: event_id, user_id, event_date, allocated, deducted, deduction_type, event_name, version. */
   addPoints(r: readonly string[]): void {
     const [, userId = "", date = "", alloc, ded, dtype = "", ename = ""] = r;
@@ -184,7 +272,6 @@ export class PeriodAggregator {
       return;
     }
     const a = this.acc(g);
-    a.active.add(userId);
     a.awarded += allocated;
     if (ename === "grouptransactionadd") a.groupTxn += allocated;
     if (dtype === "redeemed") a.redeemed += deducted;
@@ -206,7 +293,7 @@ export class PeriodAggregator {
       return;
     }
     const a = this.acc(g);
-    a.active.add(userId);
+    a.user(userId);
     if (rtype === "group_redemption") {
       a.walletCount++;
       a.walletSum += big(pts);
@@ -297,7 +384,7 @@ export class PeriodAggregator {
         group_name: g.name,
         group_status: g.status,
         members_total: String(members.size),
-        members_active_in_period: String(a.active.size),
+        members_active_in_period: String(a.perUser.size),
         points_awarded: dec(cap.points, a.awarded),
         group_transaction_points: dec(cap.points && cap.eventName, a.groupTxn),
         points_redeemed: dec(cap.points, a.redeemed),
@@ -316,7 +403,7 @@ export class PeriodAggregator {
         group_reward_redemptions: num(cap.rewards, a.rewardCount),
       });
 
-      const users = new Set<string>([...members, ...a.active]);
+      const users = new Set<string>([...members, ...a.perUser.keys()]);
       for (const u of [...users].sort(compareIds)) {
         const pu = a.perUser.get(u);
         const s = input.members.get(u);

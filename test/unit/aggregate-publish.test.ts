@@ -95,15 +95,18 @@ function setup(files: { id: string; rows: string[][]; deliveredAt: string }[]) {
   const objects = memoryObjects();
   const entries: LedgerEntry[] = [];
   for (const [i, f] of files.entries()) {
-    const key = `staging/points/period=2026-10/part=00/${f.id}.csv`;
-    const csv = [
-      "event_id,user_id,event_date,allocated,deducted,deduction_type,event_name,version",
-      ...f.rows.map((r) => r.join(",")),
-    ].join("\n");
-    objects.store.set(`exports/${key}`, Buffer.from(`${csv}\n`));
-    const staged: StagedObject[] = [
-      { key, dataset: "points", period: "2026-10", part: 0, rows: f.rows.length },
-    ];
+    // Staged as ingestion does: one object per period of the rows' event dates.
+    const staged: StagedObject[] = [];
+    for (const period of new Set(f.rows.map((r) => (r[2] ?? "").slice(0, 7)))) {
+      const rows = f.rows.filter((r) => (r[2] ?? "").startsWith(period));
+      const key = `staging/points/period=${period}/part=00/${f.id}.csv`;
+      const csv = [
+        "event_id,user_id,event_date,allocated,deducted,deduction_type,event_name,version",
+        ...rows.map((r) => r.join(",")),
+      ].join("\n");
+      objects.store.set(`exports/${key}`, Buffer.from(`${csv}\n`));
+      staged.push({ key, dataset: "points", period, part: 0, rows: rows.length });
+    }
     entries.push({
       fileId: f.id,
       bucket: "exports",
@@ -128,7 +131,7 @@ function setup(files: { id: string; rows: string[][]; deliveredAt: string }[]) {
         },
       ],
       staged,
-      periods: ["2026-10"],
+      periods: staged.map((o) => o.period),
       rejectsKey: null,
       startedAt: f.deliveredAt,
       finishedAt: f.deliveredAt,
@@ -260,5 +263,47 @@ describe("delivery order does not change the report (invariant 1)", () => {
       }),
       { numRuns: 6 },
     );
+  });
+});
+
+describe("newest version wins across periods (invariant 2)", () => {
+  // e1 was first sent dated in October; a later file re-sends it, corrected, dated in November.
+  const MOVED = [
+    FILES[0] as (typeof FILES)[number],
+    {
+      id: "c",
+      deliveredAt: "2026-11-05T00:00:00.000Z",
+      rows: [["e1", "100", "2026-11-03", "4000", "0", "", "", "2"]],
+    },
+  ];
+  const summary = async (objects: ReturnType<typeof memoryObjects>, period: string) => {
+    const m = JSON.parse(
+      (await objects.getText("reports", periodManifestKey(period))) ?? "{}",
+    ) as ReportManifest;
+    const key = m.files.find((f) => f.name === "group_summary.csv")?.key ?? "";
+    return (objects.store.get(`reports/${key}`)?.toString() ?? "").split("\r\n").slice(1, 3);
+  };
+
+  it("a row whose event date moved to another month counts in the new month only", async () => {
+    const { deps, objects } = setup(MOVED);
+    await aggregatePeriods(deps, ["2026-10", "2026-11"]);
+    // October: only e2 (2.5, group 2); e1's old version (1.0, group 1) no longer counts.
+    expect((await summary(objects, "2026-10")).map((l) => l.split(",")[7])).toEqual(["0", "2.5"]);
+    expect((await summary(objects, "2026-11")).map((l) => l.split(",")[7])).toEqual(["4", "0"]);
+  });
+
+  it("re-publishes the month a row left when only the month it moved to is dirty", async () => {
+    const { deps, objects } = setup(MOVED);
+    const published = await aggregatePeriods(deps, ["2026-11"]);
+    expect(published.map((p) => p.period).sort()).toEqual(["2026-10", "2026-11"]);
+    expect((await summary(objects, "2026-10")).map((l) => l.split(",")[7])).toEqual(["0", "2.5"]);
+  });
+
+  it("an older version dated in another month never replaces the newer one (any order)", async () => {
+    const reversed = [MOVED[1], MOVED[0]] as typeof MOVED;
+    const { deps, objects } = setup(reversed);
+    await aggregatePeriods(deps, ["2026-10", "2026-11"]);
+    expect((await summary(objects, "2026-10")).map((l) => l.split(",")[7])).toEqual(["0", "2.5"]);
+    expect((await summary(objects, "2026-11")).map((l) => l.split(",")[7])).toEqual(["4", "0"]);
   });
 });

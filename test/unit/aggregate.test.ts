@@ -369,3 +369,90 @@ describe("attribution rules and figures (gaps)", () => {
     ]);
   });
 });
+
+describe("aggregates of key-hash parts merge into the aggregate of all rows (fan-out)", () => {
+  it("any split of the rows over parts, each state through JSON, gives the same report", async () => {
+    const fc = (await import("fast-check")).default;
+    const memberships = [
+      m("10", "1"),
+      m("10", "2", { active: false, exitSeenAt: "2026-10-15T00:00:00Z" }),
+      m("9", "3"),
+    ];
+    const groups = [g("9"), g("10")];
+    const index = buildAttributionIndex(memberships, TZ);
+    const row = fc.oneof(
+      fc
+        .tuple(
+          fc.constantFrom("1", "2", "3", "4"),
+          fc.integer({ min: 1, max: 31 }),
+          fc.integer({ min: -5000, max: 5000 }),
+          fc.constantFrom("", "redeemed", "expired", "return", "redemption_reversal"),
+          fc.constantFrom("", "grouptransactionadd"),
+        )
+        .map(([u, d, n, t, name]) => ({
+          kind: "p" as const,
+          row: pts(
+            `e${d}${u}`,
+            u,
+            `2026-10-${String(d).padStart(2, "0")}`,
+            String(n / 8),
+            t ? String(Math.abs(n)) : "0",
+            t,
+            name,
+          ),
+        })),
+      fc
+        .tuple(
+          fc.constantFrom("1", "2", "3"),
+          fc.integer({ min: 1, max: 31 }),
+          fc.constantFrom("group_redemption", "redemption"),
+        )
+        .map(([u, d, t]) => ({
+          kind: "r" as const,
+          row: red(`r${d}${u}`, u, `2026-10-${String(d).padStart(2, "0")}`, "12.5", t),
+        })),
+    );
+    const feed = (a: PeriodAggregator, rows: { kind: "p" | "r"; row: string[] }[]) => {
+      for (const r of rows) r.kind === "p" ? a.addPoints(r.row) : a.addRedemption(r.row);
+    };
+    fc.assert(
+      fc.property(fc.array(fc.tuple(row, fc.integer({ min: 0, max: 3 })), { maxLength: 60 }), (rows) => {
+        const whole = run(memberships, groups, (a) =>
+          feed(
+            a,
+            rows.map(([r]) => r),
+          ),
+        );
+        const merged = run(memberships, groups, (a) => {
+          for (let part = 0; part < 4; part++) {
+            const p = new PeriodAggregator("2026-10", index);
+            feed(
+              p,
+              rows.filter(([, k]) => k === part).map(([r]) => r),
+            );
+            a.merge(PeriodAggregator.fromState(JSON.parse(JSON.stringify(p.toState())), index));
+          }
+        });
+        expect(merged).toEqual(whole);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("refuses to merge another period's aggregate", () => {
+    const index = buildAttributionIndex([], TZ);
+    expect(() =>
+      new PeriodAggregator("2026-10", index).merge(new PeriodAggregator("2026-11", index)),
+    ).toThrow(/cannot merge period 2026-11 into 2026-10/);
+  });
+
+  it("reports every further version of a key next to the kept one (cross-period links)", () => {
+    const seen: string[] = [];
+    const u = new Upserter<string>((kept, other) => seen.push(`${kept}<${other}`));
+    u.add("e1", 1, 1, "a", "2026-10");
+    u.add("e1", 2, 1, "b", "2026-11");
+    u.add("e1", 1, 1, "c", "2026-09");
+    expect(seen).toEqual(["2026-10<2026-11", "2026-11<2026-09"]);
+    expect([...u.values()]).toEqual(["2026-11"]);
+  });
+});

@@ -3,7 +3,7 @@
  * in-memory ports) on a hand-made case that the e2e sample does not reach: default group vs numeric
  * order ("9" before "10"), a first-seen-exited membership, an earlier stint and a rejoin without joinedOn
  * (the floor), an exit instant that is the next day in the report time zone, version ties broken by
- * delivery time then file id, a superseded and a failed delivery whose staged objects are still there,
+ * delivery time then file id, a re-sent row whose event date moved to another month, a superseded and a failed delivery whose staged objects are still there,
  * negative decimals, a period with rewards only, Members newest overall, wallets with an unparseable
  * balance or no program, and the empty figures of exports that cannot supply them.
  */
@@ -138,6 +138,8 @@ function files(full: boolean): FileSpec[] {
         P("e1", "100", "2026-09-02", "1111", "", "", "grouptransactionadd", "5"),
         P("e3", "103", "2026-07-20", "77", "", "", "", "8"),
         P("e12", "100", "2026-09-21", "5", "", "", "", "3"),
+        // e4 re-sent with its event date moved to October: it no longer counts in September
+        P("e4", "103", "2026-10-06", "450", "", "", "", "2"),
       ],
     },
     {

@@ -1,0 +1,233 @@
+/**
+ * The map side of the aggregation: one key-hash part at a time. A part holds every version of its keys,
+ * whatever their month (rows are staged by the hash of their key), so the upsert runs over all periods
+ * at once and a re-sent row whose event date moved to another month replaces its old version there too
+ * (invariant 2). Each part yields additive per-period aggregates plus the pairs of periods that shared a
+ * key, so the periods a move touched are re-published together.
+ *
+ * The same code runs in process (one part after another) and fanned out, one invocation per part
+ * (functions/aggregate-part.ts): the plan (current files, one membership snapshot) is written once and
+ * every part reads that same snapshot, so both give the same reports.
+ */
+import { z } from "zod";
+import { stagedObjectSchema } from "./adapters/ledger-store.ts";
+import { membershipSchema } from "./adapters/membership-store.ts";
+import type { S3Objects } from "./adapters/s3-objects.ts";
+import { unpack } from "./adapters/unpack.ts";
+import { PeriodAggregator, type PeriodState, Upserter } from "./domain/aggregate.ts";
+import type { AttributionIndex } from "./domain/attribution.ts";
+import { CsvParser } from "./domain/csv.ts";
+import { versionColumn } from "./domain/normalize.ts";
+
+export const PART_DATASETS = ["points", "points_redemption_summary", "rewards"] as const;
+type PartDataset = (typeof PART_DATASETS)[number];
+
+const period = z.string().regex(/^\d{4}-\d{2}$/, "a period is YYYY-MM");
+
+/** What every part of one aggregation reads (written once per run when fanned out). */
+export const aggregationPlanSchema = z.object({
+  stagingBucket: z.string().min(1),
+  timeZone: z.string().min(1),
+  /** The newest committed version of each delivered file, with its staged Points/Redemption/reward objects. */
+  files: z.array(
+    z.object({ fileId: z.string(), deliveredAt: z.string(), staged: z.array(stagedObjectSchema) }),
+  ),
+  memberships: z.array(membershipSchema),
+});
+export type AggregationPlan = z.infer<typeof aggregationPlanSchema>;
+
+/** One part's work when fanned out: where the plan is, which part, which periods, where the result goes. */
+export const partJobSchema = z.object({
+  planKey: z.string().min(1),
+  part: z.number().int().nonnegative(),
+  periods: z.array(period),
+  resultKey: z.string().min(1),
+});
+export type PartJob = z.infer<typeof partJobSchema>;
+
+export interface PartResult {
+  part: number;
+  /** Aggregates of the wanted periods that have rows in this part. */
+  aggregators: Map<string, PeriodAggregator>;
+  /** Pairs of periods that hold versions of one key (a re-sent row whose event date moved). */
+  links: [string, string][];
+  /** Rows kept after the upsert, all periods. */
+  rows: number;
+}
+
+/**
+ * Upserts every staged row of `part` (all periods, newest version per key) and aggregates the winners
+ * of the `wanted` periods. Memory: one part's distinct keys (packed), plus the wanted periods' sums.
+ */
+export async function aggregatePart(
+  objects: Pick<S3Objects, "get">,
+  plan: AggregationPlan,
+  attribution: AttributionIndex,
+  part: number,
+  wanted: ReadonlySet<string>,
+): Promise<PartResult> {
+  const aggregators = new Map<string, PeriodAggregator>();
+  const linked = new Set<string>();
+  let rows = 0;
+  for (const dataset of PART_DATASETS) {
+    const up = new Upserter<PackedRow>((kept, other) => {
+      const a = periodOf(kept);
+      const b = periodOf(other);
+      if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
+    });
+    const versionIdx = versionColumn(dataset);
+    for (const f of plan.files) {
+      const deliveredAt = Date.parse(f.deliveredAt);
+      for (const s of f.staged) {
+        if (s.dataset !== dataset || s.part !== part) continue;
+        await readStaged(objects, plan.stagingBucket, s.key, (row) =>
+          up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, packRow(dataset, row)),
+        );
+      }
+    }
+    rows += up.size;
+    for (const packed of up.values()) {
+      const row = unpackRow(packed);
+      const p = (row[2] ?? "").slice(0, 7);
+      if (!wanted.has(p)) continue;
+      let agg = aggregators.get(p);
+      if (!agg) {
+        agg = new PeriodAggregator(p, attribution);
+        aggregators.set(p, agg);
+      }
+      if (dataset === "points") agg.addPoints(row);
+      else if (dataset === "points_redemption_summary") agg.addRedemption(row);
+      else agg.addReward(row);
+    }
+  }
+  const links = [...linked].map((l) => l.split("|") as [string, string]);
+  return { part, aggregators, links, rows };
+}
+
+/** Every period connected to `start` through `links` (start included). */
+export function linkedPeriods(
+  start: Iterable<string>,
+  links: Iterable<readonly [string, string]>,
+): Set<string> {
+  const next = new Map<string, string[]>();
+  for (const [a, b] of links) {
+    next.set(a, [...(next.get(a) ?? []), b]);
+    next.set(b, [...(next.get(b) ?? []), a]);
+  }
+  const seen = new Set(start);
+  const todo = [...seen];
+  for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    for (const q of next.get(p) ?? []) {
+      if (seen.has(q)) continue;
+      seen.add(q);
+      todo.push(q);
+    }
+  }
+  return seen;
+}
+
+const periodStateSchema = z.object({
+  period,
+  groups: z.array(
+    z.object({
+      id: z.string(),
+      sums: z.array(z.string().regex(/^-?\d+$/)),
+      counts: z.array(z.number().int()),
+      users: z.array(z.tuple([z.string(), z.string().regex(/^-?\d+$/), z.string().regex(/^-?\d+$/)])),
+    }),
+  ),
+  unattributed: z.array(
+    z.tuple([z.string(), z.number().int(), z.string().regex(/^-?\d+$/), z.string().regex(/^-?\d+$/)]),
+  ),
+  walletDays: z.array(z.tuple([z.string(), z.number().int(), z.string().regex(/^-?\d+$/)])),
+}) satisfies z.ZodType<PeriodState>;
+
+const partResultSchema = z.object({
+  part: z.number().int(),
+  periods: z.array(periodStateSchema),
+  links: z.array(z.tuple([period, period])),
+  rows: z.number().int(),
+});
+
+export function partResultToJson(r: PartResult): string {
+  return JSON.stringify({
+    part: r.part,
+    periods: [...r.aggregators.values()].map((a) => a.toState()),
+    links: r.links,
+    rows: r.rows,
+  });
+}
+
+/** A part result written by another invocation, validated; its aggregates use this process's attribution. */
+export function parsePartResult(text: string, attribution: AttributionIndex): PartResult {
+  const r = partResultSchema.parse(JSON.parse(text));
+  return {
+    part: r.part,
+    aggregators: new Map(r.periods.map((s) => [s.period, PeriodAggregator.fromState(s, attribution)])),
+    links: r.links,
+    rows: r.rows,
+  };
+}
+
+/**
+ * A staged row as the upsert keeps it until the part is summed: the aggregated fields only, joined into
+ * one string (a few dozen bytes instead of an array of strings: 5M rows a month must fit a 1 GB Lambda).
+ * Points keep the event name only when it is GroupTransactionAdd. A row whose text holds the separator
+ * stays an array.
+ */
+type PackedRow = string | string[];
+const SEP = "\u001f";
+
+function packRow(dataset: PartDataset, row: string[]): PackedRow {
+  const kept = row.slice(0, row.length - 1); // the version (last column) is not needed once upserted
+  kept[0] = "";
+  if (dataset === "points" && kept[6] !== "grouptransactionadd") kept[6] = "";
+  const packed = kept.join(SEP);
+  return kept.some((v) => v.includes(SEP)) ? kept : packed;
+}
+
+function unpackRow(p: PackedRow): string[] {
+  return typeof p === "string" ? p.split(SEP) : p;
+}
+
+/** The month of a packed row's event date (third field). */
+function periodOf(p: PackedRow): string {
+  if (typeof p !== "string") return (p[2] ?? "").slice(0, 7);
+  const a = p.indexOf(SEP);
+  const b = p.indexOf(SEP, a + 1);
+  return p.slice(b + 1, b + 8);
+}
+
+/** Streams one staged object (gzip CSV with a header) row by row. */
+export async function readStaged(
+  objects: Pick<S3Objects, "get">,
+  bucket: string,
+  key: string,
+  onRow: (row: string[]) => void,
+): Promise<void> {
+  const body = await objects.get(bucket, key);
+  let header = true;
+  let failure: Error | null = null;
+  const parser = new CsvParser(
+    {
+      record(fields) {
+        if (header) header = false;
+        else onRow(fields);
+      },
+      error(err) {
+        failure ??= new Error(`corrupt staged object ${key}: ${err.code} at line ${err.line}`);
+      },
+    },
+    { maxFieldBytes: 1 << 20, maxRecordBytes: 1 << 22 },
+  );
+  try {
+    for await (const entry of unpack(body.body, { name: key })) {
+      for await (const chunk of entry.chunks) parser.push(chunk);
+    }
+    parser.end();
+  } catch (e) {
+    body.destroy();
+    throw e;
+  }
+  if (failure) throw failure;
+}
