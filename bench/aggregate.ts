@@ -102,12 +102,12 @@ async function writeGz(path: string, lines: Iterable<string>): Promise<void> {
   for (const l of lines) {
     buf += `${l}\n`;
     if (buf.length > 1 << 16) {
-      if (!gz.write(buf)) await new Promise((r) => gz.once("drain", r));
+      if (!gz.write(buf)) await new Promise<void>((r) => gz.once("drain", () => r()));
       buf = "";
     }
   }
   gz.end(buf);
-  await new Promise((r, j) => out.on("finish", r).on("error", j));
+  await new Promise<void>((r, j) => out.on("finish", () => r()).on("error", j));
 }
 
 /** Writes staged parts: 90% Points, 10% Redemption Summary, 10 files, 2% of Points re-sent by a later file. */
@@ -346,6 +346,7 @@ async function main(): Promise<void> {
   }
   const result = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as {
     seconds: number;
+    cpuSeconds: number;
     peakRssMiB: number;
   };
   console.log(r.stdout.trim());

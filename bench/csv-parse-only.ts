@@ -1,6 +1,6 @@
 /**
  * Parse-only throughput: csv-parse (streaming API) against our CsvParser, on the same in-memory
- * Points-like export (~1M rows, 25 columns, ~130 bytes a row), fed in 64 KiB chunks through the same
+ * Points-like export (~1M rows, 26 columns, ~130 bytes a row), fed in 64 KiB chunks through the same
  * async iteration. Prints rows/s and MB/s for each and the ratio; both parsers' outputs are checked
  * to agree (row count, field count, characters) so a broken parser cannot look fast.
  *
@@ -10,70 +10,9 @@ import { Readable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { parse } from "csv-parse";
 import { CsvParser } from "../lib/domain/csv.ts";
+import { HEADER, pointsRow } from "./ingest-data.ts";
 
-export const HEADER = [
-  "event_id",
-  "allocated_points",
-  "deducted_points",
-  "awarded_ref_id",
-  "deducted_ref_id",
-  "deduction_summary_id",
-  "redemption_id",
-  "bill_id",
-  "bill_number",
-  "redemption_bill_id",
-  "dim_event_user_id",
-  "dim_event_date_id",
-  "dim_awarded_date_id",
-  "dim_awarded_expiry_date_id",
-  "dim_latest_updated_date_id",
-  "dim_event_time_id",
-  "dim_latest_updated_time_id",
-  "dim_event_zone_till_id",
-  "dim_category_id",
-  "dim_deduction_type_id",
-  "dim_points_event_type_id",
-  "dim_points_promotion_id",
-  "dim_event_program_id",
-  "dim_awarded_program_id",
-  "auto_update_time",
-];
-const DEDUCTIONS = ["redeemed", "expired", "return", "redemption_reversal"];
 const CHUNK = 64 * 1024;
-
-export function pointsRow(i: number): string {
-  const awarded = i % 3 !== 0;
-  const day = 20240101 + (i % 28);
-  const row = [
-    String(7_000_000 + i),
-    awarded ? `${i % 997}.5` : "0",
-    awarded ? "0" : `${i % 89}.25`,
-    awarded ? "-1" : String(7_000_000 + i - 50),
-    "-1",
-    awarded ? "-1" : String(900_000 + (i % 5000)),
-    awarded ? "" : "AB12CD",
-    String(55_000 + (i % 10_000)),
-    // 1 row in 50 has a quoted bill number with a comma and a doubled quote.
-    i % 50 === 0 ? `"B${i % 1000}, ""manual"""` : `B${i % 10_000}`,
-    "-1",
-    String(30_000 + (i % 50_000)),
-    String(day),
-    String(day),
-    String(day + 10_000),
-    String(day),
-    String(i % 1440),
-    String((i * 7) % 1440),
-    String(500 + (i % 300)),
-    "1",
-    awarded ? "" : (DEDUCTIONS[i % DEDUCTIONS.length] ?? ""),
-    awarded ? "awarded" : "deducted",
-    "-1",
-    "1001",
-    "1001",
-    String(1_704_067_200 + i),
-  ];
-  return row.join(",");
-}
 
 function makeExport(rows: number): Uint8Array[] {
   const parts: string[] = [HEADER.join(",")];

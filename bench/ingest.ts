@@ -14,23 +14,26 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { writePointsExport } from "./ingest-data.ts";
-import type { RunResult } from "./ingest-worker.ts";
+import type { Mode, RunResult } from "./ingest-worker.ts";
 
 const run = promisify(execFile);
 const worker = fileURLToPath(new URL("./ingest-worker.ts", import.meta.url));
 
-export async function measure(mode: "ingest" | "csv-parse", file: string): Promise<RunResult> {
-  const { stdout } = await run(process.execPath, ["--import", "tsx", worker, mode, file], {
-    maxBuffer: 1 << 20,
+/** One run of bench/ingest-worker.ts in a child process (its own peak RSS): MODE ARGS... */
+export async function measure(mode: Mode, ...args: string[]): Promise<RunResult> {
+  const { stdout } = await run(process.execPath, ["--import", "tsx", worker, mode, ...args], {
+    maxBuffer: 64 << 20,
   });
   const last = stdout.trim().split("\n").at(-1) ?? "";
   return JSON.parse(last) as RunResult;
 }
 
-function best(prev: RunResult | null, r: RunResult): RunResult {
+/** The best of two runs: the lower wall and CPU time (steps of the faster run), the higher peak RSS. */
+export function best(prev: RunResult | null, r: RunResult): RunResult {
   if (!prev) return r;
+  const faster = r.seconds < prev.seconds ? r : prev;
   return {
-    ...r,
+    ...faster,
     seconds: Math.min(prev.seconds, r.seconds),
     cpu: Math.min(prev.cpu, r.cpu),
     maxRssMB: Math.max(prev.maxRssMB, r.maxRssMB),
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   console.log(
     `node ${process.version}, ${cpus().length} CPUs, load ${loadavg()[0]?.toFixed(1)}; ` +
-      "Points exports, 25 columns; each run in its own process",
+      "Points exports, 26 columns; each run in its own process",
   );
   try {
     for (const rows of sizes) {
