@@ -34,6 +34,7 @@ import {
 import {
   generateMonth,
   type IdCounters,
+  type MonthEvents,
   type PointsRow,
   type SummaryRow,
   spareAward,
@@ -51,6 +52,7 @@ import {
   type SummaryBadKind,
 } from "./incremental.ts";
 import { type MemberRow, memberFields, memberRow } from "./members.ts";
+import { planMoves } from "./moves.ts";
 import { Rng } from "./rng.ts";
 import { computeTruth } from "./truth.ts";
 import type {
@@ -260,17 +262,19 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
   const ids: IdCounters = { points: 4_100_000_000n + BigInt(rng.int(0, 999_999)), summary: 610_000_000n };
   const lastEnd = monthEndMs(r.months[r.months.length - 1] as string);
   // Delivery times: each month's Points file early on the 1st of the next month, then the summary zip and
-  // the Members snapshot; a day later the incremental Points and Members files.
+  // the Members snapshot; a day later the incremental Points, Members and summary files.
   const zipAt = lastEnd + 2.5 * HOUR_MS;
   const membersAt = lastEnd + 3 * HOUR_MS;
   const pointsIncAt = lastEnd + DAY_MS + 2 * HOUR_MS;
   const membersIncAt = lastEnd + DAY_MS + 3 * HOUR_MS;
+  const summaryIncAt = lastEnd + DAY_MS + 4 * HOUR_MS;
   const nMonths = r.months.length;
   const order = {
     zip: nMonths,
     members: nMonths + 1,
     pointsInc: nMonths + 2,
     membersInc: nMonths + 3,
+    summaryInc: nMonths + 4,
   };
 
   // ---- Points, one file per month
@@ -283,10 +287,12 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
   };
   const duplicated: PointsRow[] = [];
   const summariesByMonth: SummaryRow[][] = [];
+  const monthly: MonthEvents[] = [];
   const monthBad: PointsBadKind[][] = [["allocated", "date", "eventId"], ["user", "allocated"], ["date"]];
   for (const [i, month] of r.months.entries()) {
     const ev = generateMonth(rng, world, month, r.scale, ids);
     summariesByMonth.push(ev.summaries);
+    monthly.push(ev);
     for (const p of ev.points) {
       if (rng.chance(0.03)) {
         const c = changeRow(rng, p, lastEnd + 2 * HOUR_MS, pointsIncAt);
@@ -332,6 +338,20 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
   const firstSummaries = summariesByMonth[0] ?? [];
   const noteRow = firstSummaries[Math.min(3, firstSummaries.length - 1)];
   if (noteRow) noteRow.notes = 'Collected at desk 3\nsigned "J. Doe", ok';
+
+  // ---- Re-sends dated in another month (own Rng: the rest of the sample keeps its bytes)
+  const moveRng = new Rng((r.seed ^ 0x6d6f7665) >>> 0);
+  const moves = planMoves(
+    moveRng,
+    world,
+    r.months,
+    monthly,
+    new Set([...changed, ...duplicated].map((p) => p.eventId)),
+    {
+      points: { fromMs: lastEnd + 2 * HOUR_MS, toMs: pointsIncAt },
+      summaries: { fromMs: zipAt, toMs: summaryIncAt },
+    },
+  );
   const zipKey = `exports/points redemption summary/GroupLoyalty_Points Redemption Summary_${zipAt}.zip`;
   const zip = await ZipTarget.open(w.path(zipKey), zipAt);
   const entries: NonNullable<ManifestFile["entries"]> = [];
@@ -399,8 +419,8 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
   });
   w.acceptMembers(snapshot, order.members);
 
-  // ---- Points incremental: changed rows (newer version) and unchanged duplicates
-  const incRows = [...changed, ...duplicated].sort((a, b) =>
+  // ---- Points incremental: changed rows (newer version), moved rows and unchanged duplicates
+  const incRows = [...changed, ...duplicated, ...moves.points].sort((a, b) =>
     BigInt(a.eventId) < BigInt(b.eventId) ? -1 : BigInt(a.eventId) > BigInt(b.eventId) ? 1 : 0,
   );
   const incKey = `exports/points/GroupLoyalty-Points_${pointsIncAt}.csv`;
@@ -447,6 +467,30 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
   });
   w.acceptMembers(membersInc, order.membersInc);
 
+  // ---- Points Redemption Summary incremental: the moved redemptions and an unchanged duplicate
+  const movedSummaryIds = new Set(moves.summaries.map((s) => s.eventId));
+  const summaryDuplicated = moveRng
+    .shuffle(
+      summariesByMonth.flat().filter((s) => !movedSummaryIds.has(s.eventId) && !s.notes.includes("\n")),
+    )
+    .slice(0, 1);
+  const summaryInc = [...moves.summaries, ...summaryDuplicated].sort((a, b) =>
+    BigInt(a.eventId) < BigInt(b.eventId) ? -1 : BigInt(a.eventId) > BigInt(b.eventId) ? 1 : 0,
+  );
+  const summaryIncKey = `exports/points redemption summary/GroupLoyalty_Points Redemption Summary_${fileStamp(summaryIncAt)}.csv`;
+  const summaryIncRows = await w.csv({
+    target: await fileTarget(w.path(summaryIncKey), false),
+    file: summaryIncKey,
+    template: "points_redemption_summary",
+    eol: "\r\n",
+    bom: true,
+    header: SUMMARY_COLUMNS,
+    good: mapRows(summaryInc, (s) => ordered(summaryFields(s), SUMMARY_COLUMNS)),
+    goodCount: summaryInc.length,
+    bad: [badSummary(spareSummary(rng, world, lastMonth, ids), "eventId", SUMMARY_COLUMNS)],
+  });
+  w.acceptSummaries(summaryInc, order.summaryInc);
+
   w.files.push(
     {
       key: membersKey,
@@ -484,6 +528,18 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
       lineEnd: "CRLF",
       headerStyle: "raw",
     },
+    {
+      key: summaryIncKey,
+      template: "points_redemption_summary",
+      deliveryOrder: order.summaryInc,
+      deliveredAt: new Date(summaryIncAt).toISOString(),
+      packaging: "csv",
+      kind: "incremental",
+      rows: summaryIncRows,
+      bom: true,
+      lineEnd: "CRLF",
+      headerStyle: "raw",
+    },
   );
   // The data-quality truth lists files in delivery order, like the manifest.
   const deliveryOf = new Map(w.files.map((f) => [f.key, f.deliveryOrder]));
@@ -500,6 +556,8 @@ export async function buildSample(opts: GenerateOptions): Promise<GeneratedSampl
     duplicatedEventIds: duplicated.map((p) => p.eventId),
     membersChanged: changedMembers.length,
     membersStale: stale.map((m) => m.user.id),
+    summaryDuplicatedEventIds: summaryDuplicated.map((s) => s.eventId),
+    moved: moves.moved,
   };
   const manifest: SampleManifest = {
     seed: r.seed,

@@ -1,7 +1,8 @@
 /**
  * The oracle: the report figures DESIGN.md's contract defines, computed from the generated rows held in
  * memory (never from the files) and the membership each sync saw. Deliberately plain: newest version
- * per key, attribute each row, add up exact thousandths.
+ * per key over all months first, then attribute each row on its own event date and add up exact
+ * thousandths; so a re-sent row whose event date moved to another month counts in its new month only.
  */
 import { formatThousandths as dec } from "./decimal.ts";
 import type { SimState } from "./membership-types.ts";
@@ -192,6 +193,7 @@ function lastDay(period: string, now: Date): string {
 }
 
 export function computeTruth(input: TruthInput): Truth {
+  // Versions are compared across every month: the period of a row is that of its newest version's date.
   const points = newest(
     input.points,
     (r) => r.eventId,

@@ -139,4 +139,19 @@ export interface IncrementalFacts {
   membersChanged: number;
   /** Re-sent later with an OLDER auto_update_time and other values: the earlier file's row must win. */
   membersStale: string[];
+  /** Summary rows the incremental summary file re-sends unchanged (same version). */
+  summaryDuplicatedEventIds: string[];
+  /** Newer versions dated in another sample month: each counts in its new month only. */
+  moved: MovedResend[];
+}
+
+/** A re-sent row whose newer version has its event date in another month. */
+export interface MovedResend {
+  template: "points" | "points_redemption_summary";
+  eventId: string;
+  userId: string;
+  /** dim_event_date_id (YYYYMMDD) of the earlier version, then of the re-sent one. */
+  from: string;
+  to: string;
+  why: string;
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatThousandths } from "../../infra/sample/decimal.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
 import type { SimState } from "../../infra/sample/membership-types.ts";
-import { attribute, GROUP_SUMMARY_COLUMNS, observe } from "../../infra/sample/truth.ts";
+import { attribute, computeTruth, GROUP_SUMMARY_COLUMNS, observe } from "../../infra/sample/truth.ts";
 import type { ManifestFile, Truth, TruthRow } from "../../infra/sample/types.ts";
 
 // The documented column names (DESIGN.md / CAPILLARY.md), written out here on purpose.
@@ -175,6 +175,14 @@ describe("sample generator", () => {
       /^exports\/points redemption summary\/GroupLoyalty_Points Redemption Summary_\d{13}\.zip$/,
     );
     expect(zip?.entries).toHaveLength(2);
+    const summaries = files.filter((f) => f.template === "points_redemption_summary");
+    expect(summaries.map((f) => [f.packaging, f.kind])).toEqual([
+      ["zip", "full"],
+      ["csv", "incremental"],
+    ]);
+    expect(summaries[1]?.key).toMatch(
+      /^exports\/points redemption summary\/GroupLoyalty_Points Redemption Summary_[\d-]+\.csv$/,
+    );
     expect(files.filter((f) => f.template === "members").map((f) => f.kind)).toEqual(["full", "incremental"]);
   });
 
@@ -184,7 +192,8 @@ describe("sample generator", () => {
       if (c.template === "members") expect([...c.header].sort(), c.name).toEqual([...MEMBERS_HEADER].sort());
     }
     const summaries = csvs.filter((c) => c.template === "points_redemption_summary");
-    expect(summaries.map((c) => c.header)).toEqual([SUMMARY_RAW, SUMMARY_DISPLAY]);
+    expect(summaries.map((c) => c.header)).toEqual([SUMMARY_RAW, SUMMARY_DISPLAY, SUMMARY_RAW]);
+    expect(summaries[2]?.raw.startsWith("\uFEFF")).toBe(true);
     expect(csvs.find((c) => c.template === "points")?.header).toEqual(POINTS_HEADER);
     expect(csvs.find((c) => c.template === "members")?.header).toEqual(MEMBERS_HEADER);
     const [first, second] = csvs.filter((c) => c.template === "points");
@@ -515,6 +524,187 @@ describe("sample generator", () => {
     expect(members[0]?.rows.some((r) => (r.loyalty_points ?? "").startsWith("-"))).toBe(true);
     expect(a.manifest.incremental.membersStale.length).toBeGreaterThan(0);
     expect(members[1]?.raw.endsWith("\n")).toBe(false);
+  });
+
+  it("re-sends rows dated in another month, both ways, and the truth counts each in its new month only", () => {
+    const kindOf = new Map(a.manifest.files.map((f) => [f.key, f.kind]));
+    const isInc = (c: Csv): boolean => kindOf.get(c.name.split("!")[0] ?? "") === "incremental";
+    /** A row under the raw column names, whichever header style the file has. */
+    const std = (c: Csv, row: Record<string, string>): Record<string, string> =>
+      c.header === SUMMARY_DISPLAY || c.header.join() === SUMMARY_DISPLAY.join()
+        ? Object.fromEntries(SUMMARY_RAW.map((h, i) => [h, row[SUMMARY_DISPLAY[i] ?? ""] ?? ""]))
+        : row;
+    const monthOfId = (d: string): string => `${d.slice(0, 4)}-${d.slice(4, 6)}`;
+    const version = (template: string, r: Record<string, string>): string =>
+      template === "points"
+        ? `${r.dim_latest_updated_date_id}${r.dim_latest_updated_time_id}`
+        : (r.auto_update_time ?? "").padStart(12, "0");
+
+    // From the files alone: incremental rows whose event date left the month of the full export's row.
+    const found: { template: string; eventId: string; from: string; to: string }[] = [];
+    const resent = new Map<string, Record<string, string>>();
+    for (const template of ["points", "points_redemption_summary"] as const) {
+      const files = csvs.filter((c) => c.template === template);
+      const incFiles = files.filter(isInc);
+      expect(incFiles, template).toHaveLength(1);
+      const earlier = new Map(
+        files
+          .filter((c) => !isInc(c))
+          .flatMap((c) => c.rows.map((r) => std(c, r)))
+          .map((r) => [r.event_id ?? "", r]),
+      );
+      for (const c of incFiles) {
+        for (const r of c.rows.map((x) => std(c, x))) {
+          const old = earlier.get(r.event_id ?? "");
+          if (!old || !validDate(r.dim_event_date_id)) continue;
+          resent.set(`${template}|${r.event_id}`, r);
+          const from = old.dim_event_date_id ?? "";
+          const to = r.dim_event_date_id ?? "";
+          if (monthOfId(from) === monthOfId(to)) continue;
+          expect(version(template, r) > version(template, old), r.event_id).toBe(true);
+          expect(Number(r.auto_update_time)).toBeGreaterThan(Number(old.auto_update_time));
+          expect(OPTS.months).toContain(monthOfId(to));
+          found.push({ template, eventId: r.event_id ?? "", from, to });
+        }
+      }
+    }
+    const key = (m: { template: string; eventId: string; from: string; to: string }): string =>
+      [m.template, m.eventId, m.from, m.to].join("|");
+    expect(found.map(key).sort()).toEqual(a.manifest.incremental.moved.map(key).sort());
+    for (const template of ["points", "points_redemption_summary"]) {
+      const mine = found.filter((m) => m.template === template);
+      expect(
+        mine.some((m) => m.to > m.from),
+        `${template} moved later`,
+      ).toBe(true);
+      expect(
+        mine.some((m) => m.to < m.from),
+        `${template} moved earlier`,
+      ).toBe(true);
+    }
+    expect(found.filter((m) => m.template === "points").length).toBeGreaterThanOrEqual(5);
+    expect(found.filter((m) => m.template === "points_redemption_summary").length).toBeGreaterThanOrEqual(2);
+    // A moved redemption moves with its Points rows.
+    const pointsFull = csvs.filter((c) => c.template === "points" && !isInc(c)).flatMap((c) => c.rows);
+    for (const m of found.filter((x) => x.template === "points_redemption_summary")) {
+      const parts = pointsFull.filter((r) => r.deduction_summary_id === m.eventId);
+      expect(parts.length, m.eventId).toBeGreaterThan(0);
+      for (const p of parts) expect(resent.get(`points|${p.event_id}`)?.dim_event_date_id).toBe(m.to);
+    }
+
+    // The truth against the same sample without the moved versions: every additive figure shifts by
+    // exactly the moved rows, out of their old month and group into their new ones.
+    const deliveryOf = (template: string) =>
+      a.manifest.files.find((f) => f.template === template && f.kind === "incremental")?.deliveryOrder;
+    const incPoints = deliveryOf("points");
+    const incSummary = deliveryOf("points_redemption_summary");
+    const movedIds = new Set(found.map((m) => `${m.template}|${m.eventId}`));
+    const base = computeTruth({
+      ...a.input,
+      points: a.input.points.filter(
+        (p) => !(p.delivery === incPoints && movedIds.has(`points|${p.eventId}`)),
+      ),
+      summaries: a.input.summaries.filter(
+        (s) => !(s.delivery === incSummary && movedIds.has(`points_redemption_summary|${s.eventId}`)),
+      ),
+    });
+    const byUser = observe(a.input.syncs);
+    const delta = new Map<string, Map<string, bigint>>();
+    const add = (at: string, figure: string, v: bigint): void => {
+      const d = delta.get(at) ?? new Map<string, bigint>();
+      d.set(figure, (d.get(figure) ?? 0n) + v);
+      delta.set(at, d);
+    };
+    const place = (userId: string, date: string): string => {
+      const g = attribute(byUser, userId, date);
+      return g === null ? `${monthOfId(date)}|user:${userId}` : `${monthOfId(date)}|${g}`;
+    };
+    for (const m of found) {
+      const versions = (
+        m.template === "points"
+          ? a.input.points.filter((p) => p.eventId === m.eventId)
+          : a.input.summaries.filter((s) => s.eventId === m.eventId)
+      ).map((r) => ({ r, inc: r.delivery === (m.template === "points" ? incPoints : incSummary) }));
+      expect(versions.map((v) => v.inc).sort()).toEqual([false, true]);
+      for (const { r, inc } of versions) {
+        const sign = inc ? 1n : -1n;
+        const at = place(r.userId, r.date);
+        const unattributed = at.includes("|user:");
+        add(at, "rows", sign);
+        if ("allocated" in r) {
+          const t = r.deductionType.toLowerCase();
+          add(at, "points_awarded", sign * r.allocated);
+          if (r.eventName === "GroupTransactionAdd") add(at, "group_transaction_points", sign * r.allocated);
+          if (t === "redeemed") add(at, "points_redeemed", sign * r.deducted);
+          if (t === "expired") add(at, "points_expired", sign * r.deducted);
+          if (t === "return" || t === "return_historical") add(at, "points_returned", sign * r.deducted);
+        } else if (!unattributed) {
+          const t = r.redemptionType.toLowerCase();
+          const kind = t === "group_redemption" ? "group_wallet" : t === "redemption" ? "member" : "";
+          expect(kind, r.eventId).not.toBe("");
+          add(at, `${kind}_redemptions`, sign);
+          add(at, `${kind}_points_redeemed`, sign * r.pointsRedeemed);
+        }
+      }
+    }
+    const figure = (r: TruthRow | undefined, f: string): bigint =>
+      r === undefined
+        ? 0n
+        : f === "rows" || f.endsWith("_redemptions")
+          ? BigInt(r[f] ?? "0") * 1000n
+          : (milli(r[f]) ?? 0n);
+    const scaled = (f: string, v: bigint): bigint =>
+      f === "rows" || f.endsWith("_redemptions") ? v * 1000n : v;
+    const changedFigures = new Set<string>();
+    const months = new Set<string>();
+    const ADDITIVE = [
+      "points_awarded",
+      "group_transaction_points",
+      "points_redeemed",
+      "points_expired",
+      "points_returned",
+      "group_wallet_redemptions",
+      "group_wallet_points_redeemed",
+      "member_redemptions",
+      "member_points_redeemed",
+    ];
+    for (const [i, r] of a.truth.groupSummary.entries()) {
+      const b = base.groupSummary[i];
+      expect([b?.period, b?.group_id]).toEqual([r.period, r.group_id]);
+      const d = delta.get(`${r.period}|${r.group_id}`);
+      for (const f of ADDITIVE) {
+        const got = figure(r, f) - figure(b, f);
+        expect(got, `${r.period} ${r.group_id} ${f}`).toBe(scaled(f, d?.get(f) ?? 0n));
+        if (got !== 0n) {
+          changedFigures.add(f);
+          months.add(r.period ?? "");
+        }
+      }
+      if (r.members_active_in_period !== b?.members_active_in_period)
+        changedFigures.add("members_active_in_period");
+      expect(r.members_total).toBe(b?.members_total);
+    }
+    const unattributedOf = (t: Truth) =>
+      new Map(t.unattributed.map((u) => [`${u.period}|user:${u.user_id}`, u]));
+    const [now, before] = [unattributedOf(a.truth), unattributedOf(base)];
+    for (const k of new Set([...now.keys(), ...before.keys()])) {
+      const d = delta.get(k);
+      for (const f of ["rows", "points_awarded", "points_redeemed"]) {
+        const got = figure(now.get(k), f) - figure(before.get(k), f);
+        expect(got, `${k} ${f}`).toBe(scaled(f, d?.get(f) ?? 0n));
+        if (got !== 0n) changedFigures.add(`unattributed ${f}`);
+      }
+    }
+    for (const f of [
+      "points_awarded",
+      "points_redeemed",
+      "group_wallet_redemptions",
+      "member_redemptions",
+      "members_active_in_period",
+      "unattributed rows",
+    ])
+      expect(changedFigures, f).toContain(f);
+    expect([...months].sort()).toEqual(OPTS.months);
   });
 
   it("formats decimals exactly and minimally", () => {
