@@ -9,13 +9,14 @@
  * (functions/aggregate-part.ts): the plan (current files, one membership snapshot) is written once and
  * every part reads that same snapshot, so both give the same reports.
  */
+import { gunzipSync, gzipSync } from "node:zlib";
 import { z } from "zod";
 import { stagedObjectSchema } from "./adapters/ledger-store.ts";
 import { membershipSchema } from "./adapters/membership-store.ts";
 import type { S3Objects } from "./adapters/s3-objects.ts";
 import { unpack } from "./adapters/unpack.ts";
 import { PeriodAggregator, type PeriodState, Upserter } from "./domain/aggregate.ts";
-import type { AttributionIndex } from "./domain/attribution.ts";
+import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
 import { versionColumn } from "./domain/normalize.ts";
 
@@ -38,6 +39,7 @@ export type AggregationPlan = z.infer<typeof aggregationPlanSchema>;
 
 /** One part's work when fanned out: where the plan is, which part, which periods, where the result goes. */
 export const partJobSchema = z.object({
+  bucket: z.string().min(1),
   planKey: z.string().min(1),
   part: z.number().int().nonnegative(),
   periods: z.array(period),
@@ -159,8 +161,8 @@ export function partResultToJson(r: PartResult): string {
 }
 
 /** A part result written by another invocation, validated; its aggregates use this process's attribution. */
-export function parsePartResult(text: string, attribution: AttributionIndex): PartResult {
-  const r = partResultSchema.parse(JSON.parse(text));
+export function parsePartResult(json: unknown, attribution: AttributionIndex): PartResult {
+  const r = partResultSchema.parse(json);
   return {
     part: r.part,
     aggregators: new Map(r.periods.map((s) => [s.period, PeriodAggregator.fromState(s, attribution)])),
@@ -230,4 +232,48 @@ export async function readStaged(
     throw e;
   }
   if (failure) throw failure;
+}
+
+/** Where one fanned-out run keeps its plan and part results (the exports bucket; never under exports/). */
+export const WORK_PREFIX = "aggregation-work/";
+
+type WorkObjects = Pick<S3Objects, "get" | "put">;
+
+export async function putJsonGz(
+  objects: WorkObjects,
+  bucket: string,
+  key: string,
+  json: string,
+): Promise<void> {
+  await objects.put(bucket, key, gzipSync(json, { level: 1 }), "application/gzip");
+}
+
+export async function getJsonGz(objects: WorkObjects, bucket: string, key: string): Promise<unknown> {
+  const body = await objects.get(bucket, key);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of body.body) chunks.push(Buffer.from(c as Uint8Array));
+  } finally {
+    body.destroy();
+  }
+  return JSON.parse(gunzipSync(Buffer.concat(chunks)).toString("utf8"));
+}
+
+/** The plan of the run this (warm) process served last: the parts of one run share it. */
+let lastPlan: { key: string; plan: AggregationPlan; attribution: AttributionIndex } | null = null;
+
+/** One part of a fanned-out run (functions/aggregate-part.ts): read the plan, aggregate, write the result. */
+export async function runPartJob(
+  objects: WorkObjects,
+  job: PartJob,
+): Promise<{ part: number; rows: number; resultKey: string }> {
+  const planId = `${job.bucket}/${job.planKey}`;
+  if (lastPlan?.key !== planId) {
+    const plan = aggregationPlanSchema.parse(await getJsonGz(objects, job.bucket, job.planKey));
+    lastPlan = { key: planId, plan, attribution: buildAttributionIndex(plan.memberships, plan.timeZone) };
+  }
+  const { plan, attribution } = lastPlan;
+  const result = await aggregatePart(objects, plan, attribution, job.part, new Set(job.periods));
+  await putJsonGz(objects, job.bucket, job.resultKey, partResultToJson(result));
+  return { part: job.part, rows: result.rows, resultKey: job.resultKey };
 }

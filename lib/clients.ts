@@ -1,4 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { AwsConfig } from "./config.ts";
@@ -7,6 +8,7 @@ import type { AwsConfig } from "./config.ts";
 export interface AwsClients {
   s3: S3Client;
   ddb: DynamoDBDocumentClient;
+  lambda: LambdaClient;
 }
 
 export function createAwsClients(c: AwsConfig): AwsClients {
@@ -22,5 +24,9 @@ export function createAwsClients(c: AwsConfig): AwsClients {
   const ddb = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
   });
-  return { s3, ddb };
+  const lambda = new LambdaClient({
+    region: c.AWS_REGION,
+    ...(c.LAMBDA_ENDPOINT ? { endpoint: c.LAMBDA_ENDPOINT } : {}),
+  });
+  return { s3, ddb, lambda };
 }

@@ -40,6 +40,8 @@ export const awsSchema = z.object({
   /** Local stack only: endpoints of the S3 and DynamoDB emulators. */
   S3_ENDPOINT: z.url({ error: "S3_ENDPOINT must be a URL" }).optional(),
   DYNAMODB_ENDPOINT: z.url({ error: "DYNAMODB_ENDPOINT must be a URL" }).optional(),
+  /** Local stack only: endpoint of the Lambda Invoke API (infra/lambda-sim.ts). */
+  LAMBDA_ENDPOINT: z.url({ error: "LAMBDA_ENDPOINT must be a URL" }).optional(),
   S3_FORCE_PATH_STYLE: z.stringbool().default(false),
 });
 
@@ -64,6 +66,24 @@ export const reportsSchema = z.object({
   /** SQS queue the ingest function signals after committing files (unset: the schedule alone). */
   AGGREGATE_QUEUE_URL: z.url({ error: "AGGREGATE_QUEUE_URL must be a URL" }).optional(),
 });
+
+/** The aggregation's fan-out: one invocation of AGGREGATE_PART_FUNCTION per key-hash part. */
+export const fanoutSchema = z
+  .object({
+    /** off: every part in the aggregating process; lambda: parts run in AGGREGATE_PART_FUNCTION. */
+    AGGREGATE_FANOUT: z
+      .enum(["off", "lambda"], { error: "AGGREGATE_FANOUT must be off or lambda" })
+      .default("off"),
+    AGGREGATE_PART_FUNCTION: z.string().optional(),
+    /** Fan out only when a run reads at least this many staged rows (smaller runs stay in process). */
+    AGGREGATE_FANOUT_MIN_ROWS: positiveInt("AGGREGATE_FANOUT_MIN_ROWS", 2_000_000),
+    /** Parts running at once. */
+    AGGREGATE_FANOUT_CONCURRENCY: positiveInt("AGGREGATE_FANOUT_CONCURRENCY", 16),
+  })
+  .refine((c) => c.AGGREGATE_FANOUT === "off" || (c.AGGREGATE_PART_FUNCTION ?? "") !== "", {
+    error: "AGGREGATE_PART_FUNCTION is required when AGGREGATE_FANOUT is lambda",
+    path: ["AGGREGATE_PART_FUNCTION"],
+  });
 
 export const ingestSchema = z.object({
   /** JSON object mapping a delivered column name to the canonical one, e.g. {"Member":"dim_event_user_id"}. */

@@ -4,13 +4,14 @@
  */
 
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { lambdaFanout } from "./adapters/lambda-fanout.ts";
 import { LedgerStore } from "./adapters/ledger-store.ts";
 import { createMembershipStore } from "./adapters/membership-store.ts";
 import { S3Objects } from "./adapters/s3-objects.ts";
 import type { AggregateDeps } from "./aggregate.ts";
 import { type AggregationSignal, noSignal, sqsSignal } from "./aggregate-trigger.ts";
 import { type AwsClients, createAwsClients } from "./clients.ts";
-import { awsSchema, ingestSchema, loadConfig, reportsSchema, storageSchema } from "./config.ts";
+import { awsSchema, fanoutSchema, ingestSchema, loadConfig, reportsSchema, storageSchema } from "./config.ts";
 import { ZonedCalendar } from "./domain/dates.ts";
 import { NUMBER_LOCALES } from "./domain/decimal.ts";
 import type { IngestDeps } from "./ingest.ts";
@@ -27,7 +28,7 @@ export interface Runtime {
 }
 
 function loadCoreConfig(env: NodeJS.ProcessEnv) {
-  return loadConfig(env, awsSchema, storageSchema, ingestSchema, reportsSchema);
+  return loadConfig(env, awsSchema, storageSchema, ingestSchema, reportsSchema, fanoutSchema);
 }
 
 export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: AwsClients): Runtime {
@@ -74,6 +75,19 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: Aw
         calendar,
         retentionDays: config.REPORT_RETENTION_DAYS,
       },
+      ...(config.AGGREGATE_FANOUT === "lambda"
+        ? {
+            fanout: lambdaFanout({
+              lambda: aws.lambda,
+              functionName: config.AGGREGATE_PART_FUNCTION ?? "",
+              objects,
+              bucket: config.EXPORTS_BUCKET,
+              minRows: config.AGGREGATE_FANOUT_MIN_ROWS,
+              concurrency: config.AGGREGATE_FANOUT_CONCURRENCY,
+              now,
+            }),
+          }
+        : {}),
     },
   };
 }

@@ -7,40 +7,29 @@
  *
  * The one substitution (DuckDB has no CREATE EXTERNAL TABLE) is in infra/athena/duckdb.ts.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ATHENA_DIR, parseTables, runGroupSummaryOnDuckDb } from "../../infra/athena/duckdb.ts";
 import { snapshotFiles } from "../../infra/athena/snapshot.ts";
-import { type CapillarySimulator, startCapillarySimulator } from "../../infra/capillary-sim.ts";
-import { type PipelineResult, runPipeline } from "../../infra/pipeline.ts";
-import { provision } from "../../infra/provision.ts";
-import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
-import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
-import { LOCAL_CREDENTIALS } from "../../infra/stack.ts";
+import type { PipelineResult } from "../../infra/pipeline.ts";
+import type { GeneratedSample } from "../../infra/sample/generate.ts";
 import { LedgerStore } from "../../lib/adapters/ledger-store.ts";
 import { createMembershipStore } from "../../lib/adapters/membership-store.ts";
 import { currentFiles } from "../../lib/aggregate.ts";
 import { GROUP_SUMMARY_COLUMNS } from "../../lib/domain/aggregate.ts";
 import type { Membership } from "../../lib/domain/membership.ts";
-import { localClients, uniqueName } from "./helpers.ts";
-
-const credentials = { oauth: { key: "k", secret: "s" }, basic: { username: "u", password: "p" } };
+import { runSampleOnStack, type SampleStackRun } from "../support/sample-stack.ts";
+import { localClients } from "./helpers.ts";
 
 describe("the Athena SQL on DuckDB equals the Lambda's group_summary", () => {
-  const { stack, s3, ddb, dynamo } = localClients();
-  const names = {
-    exportsBucket: uniqueName("exports"),
-    reportsBucket: uniqueName("reports"),
-    tableName: uniqueName("table"),
-  };
-  let dir: string;
+  const clients = localClients();
+  const { s3, ddb } = clients;
+  let run: SampleStackRun;
   let root: string;
+  let names: SampleStackRun["names"];
   let sample: GeneratedSample;
-  let dispatcher: S3Dispatcher;
-  let sim: CapillarySimulator;
   let result: PipelineResult;
 
   const text = async (bucket: string, key: string) => {
@@ -49,39 +38,9 @@ describe("the Athena SQL on DuckDB equals the Lambda's group_summary", () => {
   };
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "glr-athena-"));
-    root = join(dir, "s3");
-    sample = await buildSample({ outDir: join(dir, "sample"), seed: 7, months: ["2026-09", "2026-10"] });
-    const [first, second] = sample.input.syncs;
-    if (!first || !second) throw new Error("the sample has two syncs");
-    dispatcher = await startS3Dispatcher({ upstream: stack.s3Endpoint, region: stack.region });
-    sim = await startCapillarySimulator({ state: first.state, credentials });
-    await provision({ s3, ddb: dynamo }, names);
-    result = await runPipeline({
-      env: {
-        AWS_REGION: stack.region,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        S3_ENDPOINT: dispatcher.endpoint,
-        S3_FORCE_PATH_STYLE: "true",
-        DYNAMODB_ENDPOINT: stack.dynamoEndpoint,
-        EXPORTS_BUCKET: names.exportsBucket,
-        REPORTS_BUCKET: names.reportsBucket,
-        TABLE_NAME: names.tableName,
-        CAPILLARY_BASE_URL: sim.url,
-        CAPILLARY_AUTH: "oauth",
-        CAPILLARY_OAUTH_KEY: credentials.oauth.key,
-        CAPILLARY_OAUTH_SECRET: credentials.oauth.secret,
-        CAPILLARY_GROUP_IDS: sample.manifest.groupIds.join(","),
-        CAPILLARY_RATE_PER_SECOND: "500",
-        POWERTOOLS_LOG_LEVEL: "ERROR",
-      },
-      dispatcher,
-      capillary: { simulator: sim, states: [first.state, second.state] },
-      uploads: [...sample.manifest.files]
-        .sort((a, b) => a.deliveryOrder - b.deliveryOrder)
-        .map((f) => ({ key: f.key, path: join(dir, "sample", ...f.key.split("/")) })),
-    });
+    run = await runSampleOnStack(clients, { seed: 7, months: ["2026-09", "2026-10"] });
+    ({ names, sample, result } = run);
+    root = join(run.dir, "s3");
 
     // The committed staged objects of the current files, in the same Hive layout.
     const ledger = await new LedgerStore(ddb, names.tableName).list();
@@ -109,9 +68,7 @@ describe("the Athena SQL on DuckDB equals the Lambda's group_summary", () => {
   }, 120_000);
 
   afterAll(async () => {
-    await dispatcher?.stop();
-    await sim?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await run?.stop();
   });
 
   it("declares every staged dataset and snapshot table", async () => {

@@ -5,8 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { mockClient } from "aws-sdk-client-mock";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { lambdaFanout, PartInvocationError } from "../../lib/adapters/lambda-fanout.ts";
 import type { LedgerEntry, PeriodState, StagedObject } from "../../lib/adapters/ledger-store.ts";
 import {
   type AggregateDeps,
@@ -15,8 +18,10 @@ import {
   periodManifestKey,
   type ReportManifest,
 } from "../../lib/aggregate.ts";
+import { partJobSchema, runPartJob, WORK_PREFIX } from "../../lib/aggregate-parts.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import { partOf, stagedKey } from "../../lib/domain/partition.ts";
 
 const silent = {
   info: () => undefined,
@@ -91,21 +96,26 @@ const group = (groupId: string): GroupMeta => ({
 });
 
 /** Staged Points files: each a list of rows (event_id, user, date, alloc, ded, type, name, version). */
-function setup(files: { id: string; rows: string[][]; deliveredAt: string }[]) {
+function setup(files: { id: string; rows: string[][]; deliveredAt: string }[], partitions = 1) {
   const objects = memoryObjects();
   const entries: LedgerEntry[] = [];
   for (const [i, f] of files.entries()) {
     // Staged as ingestion does: one object per period of the rows' event dates.
     const staged: StagedObject[] = [];
-    for (const period of new Set(f.rows.map((r) => (r[2] ?? "").slice(0, 7)))) {
-      const rows = f.rows.filter((r) => (r[2] ?? "").startsWith(period));
-      const key = `staging/points/period=${period}/part=00/${f.id}.csv`;
+    const objectOf = (r: string[]) => `${(r[2] ?? "").slice(0, 7)}|${partOf(r[0] ?? "", partitions)}`;
+    for (const o of new Set(f.rows.map(objectOf))) {
+      const [period = "", part = 0] = o.split("|").map((x, i) => (i === 0 ? x : Number(x))) as [
+        string,
+        number,
+      ];
+      const rows = f.rows.filter((r) => objectOf(r) === o);
+      const key = stagedKey("points", period, part, f.id);
       const csv = [
         "event_id,user_id,event_date,allocated,deducted,deduction_type,event_name,version",
         ...rows.map((r) => r.join(",")),
       ].join("\n");
       objects.store.set(`exports/${key}`, Buffer.from(`${csv}\n`));
-      staged.push({ key, dataset: "points", period, part: 0, rows: rows.length });
+      staged.push({ key, dataset: "points", period, part, rows: rows.length });
     }
     entries.push({
       fileId: f.id,
@@ -161,7 +171,7 @@ function setup(files: { id: string; rows: string[][]; deliveredAt: string }[]) {
     settings: {
       stagingBucket: "exports",
       reportsBucket: "reports",
-      partitions: 1,
+      partitions,
       calendar: new ZonedCalendar("UTC"),
     },
     now: () => new Date("2026-11-02T00:00:00Z"),
@@ -305,5 +315,110 @@ describe("newest version wins across periods (invariant 2)", () => {
     await aggregatePeriods(deps, ["2026-10", "2026-11"]);
     expect((await summary(objects, "2026-10")).map((l) => l.split(",")[7])).toEqual(["0", "2.5"]);
     expect((await summary(objects, "2026-11")).map((l) => l.split(",")[7])).toEqual(["4", "0"]);
+  });
+});
+
+describe("the aggregation fanned out over Lambda gives the same reports (issue 7)", () => {
+  const ALL_FILES = [
+    ...FILES,
+    {
+      id: "c",
+      deliveredAt: "2026-11-05T00:00:00.000Z",
+      rows: [
+        ["e1", "100", "2026-11-03", "4000", "0", "", "", "3"], // e1 moved to November
+        ["e4", "200", "2026-11-04", "0", "750", "redeemed", "", "1"],
+        ["e5", "300", "2026-11-04", "125", "0", "", "", "1"], // no group: unattributed
+      ],
+    },
+  ];
+  const PARTS = 4;
+  const reports = async (objects: ReturnType<typeof memoryObjects>, period: string) => {
+    const m = JSON.parse(
+      (await objects.getText("reports", periodManifestKey(period))) ?? "{}",
+    ) as ReportManifest;
+    return m.files
+      .filter((f) => f.name.endsWith(".csv"))
+      .map((f) => [f.name, objects.store.get(`reports/${f.key}`)?.toString()]);
+  };
+  /** A Lambda client whose Invoke runs the part function's use case on the same objects. */
+  const fakeLambda = (objects: ReturnType<typeof memoryObjects>, fail?: (part: number) => boolean) => {
+    const lambda = new LambdaClient({ region: "us-east-1" });
+    const mock = mockClient(lambda);
+    mock.on(InvokeCommand).callsFake(async (input: { FunctionName: string; Payload: Uint8Array }) => {
+      const job = partJobSchema.parse(JSON.parse(Buffer.from(input.Payload).toString("utf8")));
+      if (fail?.(job.part))
+        return {
+          StatusCode: 200,
+          FunctionError: "Unhandled",
+          Payload: Buffer.from(JSON.stringify({ errorType: "Error", errorMessage: "out of memory" })),
+        };
+      return { StatusCode: 200, Payload: Buffer.from(JSON.stringify(await runPartJob(objects, job))) };
+    });
+    return { lambda, mock };
+  };
+
+  it("equals the in-process reports, file by file, and leaves no work objects", async () => {
+    const local = setup(ALL_FILES, PARTS);
+    await aggregatePeriods(local.deps, ["2026-10", "2026-11"]);
+    const fanned = setup(ALL_FILES, PARTS);
+    const { lambda, mock } = fakeLambda(fanned.objects);
+    fanned.deps.fanout = lambdaFanout({
+      lambda,
+      functionName: "glr-aggregate-part",
+      objects: fanned.objects,
+      bucket: "exports",
+      minRows: 1,
+      concurrency: 3,
+      now: fanned.deps.now,
+    });
+    await aggregatePeriods(fanned.deps, ["2026-10", "2026-11"]);
+    const calls = mock.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.FunctionName)).toEqual(Array(PARTS).fill("glr-aggregate-part"));
+    expect(
+      calls.map((c) => partJobSchema.parse(JSON.parse(Buffer.from(c.Payload as Uint8Array).toString())).part).sort(),
+    ).toEqual([0, 1, 2, 3]);
+    for (const period of ["2026-10", "2026-11"]) {
+      const want = await reports(local.objects, period);
+      expect(want.length).toBe(4);
+      expect(await reports(fanned.objects, period)).toEqual(want);
+    }
+    expect([...fanned.objects.store.keys()].filter((k) => k.includes(WORK_PREFIX))).toEqual([]);
+  });
+
+  it("a failed part fails the run: the previous reports stay, the error names the part, work objects are gone", async () => {
+    const { deps, objects } = setup(ALL_FILES, PARTS);
+    await aggregatePeriods(deps, ["2026-10", "2026-11"]);
+    const before = await objects.getText("reports", periodManifestKey("2026-11"));
+    const { lambda } = fakeLambda(objects, (part) => part === 2);
+    deps.fanout = lambdaFanout({
+      lambda,
+      functionName: "glr-aggregate-part",
+      objects,
+      bucket: "exports",
+      minRows: 1,
+      concurrency: 2,
+      now: deps.now,
+    });
+    const err = await aggregatePeriods(deps, ["2026-11"]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PartInvocationError);
+    expect(String(err)).toContain("aggregate part 2 failed: Error: out of memory");
+    expect(await objects.getText("reports", periodManifestKey("2026-11"))).toBe(before);
+    expect([...objects.store.keys()].filter((k) => k.includes(WORK_PREFIX))).toEqual([]);
+  });
+
+  it("a run smaller than the fan-out threshold stays in process", async () => {
+    const { deps, objects } = setup(ALL_FILES, PARTS);
+    const { lambda, mock } = fakeLambda(objects);
+    deps.fanout = lambdaFanout({
+      lambda,
+      functionName: "glr-aggregate-part",
+      objects,
+      bucket: "exports",
+      minRows: 1_000,
+      concurrency: 2,
+      now: deps.now,
+    });
+    expect((await aggregatePeriods(deps, ["2026-11"])).map((p) => p.period)).toEqual(["2026-10", "2026-11"]);
+    expect(mock.commandCalls(InvokeCommand)).toHaveLength(0);
   });
 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
   awsSchema,
-  capillarySchema,
   ConfigError,
+  capillarySchema,
+  fanoutSchema,
   ingestSchema,
   loadConfig,
   storageSchema,
@@ -76,5 +77,27 @@ describe("configuration is validated at cold start", () => {
     expect(loadConfig({ COLUMN_MAP: '{"Member":"dim_event_user_id"}' }, ingestSchema).COLUMN_MAP).toEqual({
       Member: "dim_event_user_id",
     });
+  });
+});
+
+describe("the aggregation fan-out toggle", () => {
+  it("is off by default and needs the part function when on", () => {
+    expect(loadConfig({}, fanoutSchema)).toMatchObject({
+      AGGREGATE_FANOUT: "off",
+      AGGREGATE_FANOUT_MIN_ROWS: 2_000_000,
+      AGGREGATE_FANOUT_CONCURRENCY: 16,
+    });
+    expect(() => loadConfig({ AGGREGATE_FANOUT: "lambda" }, fanoutSchema)).toThrow(
+      "AGGREGATE_PART_FUNCTION: AGGREGATE_PART_FUNCTION is required when AGGREGATE_FANOUT is lambda",
+    );
+    expect(() => loadConfig({ AGGREGATE_FANOUT: "stepfunctions" }, fanoutSchema)).toThrow(
+      "AGGREGATE_FANOUT must be off or lambda",
+    );
+    expect(
+      loadConfig(
+        { AGGREGATE_FANOUT: "lambda", AGGREGATE_PART_FUNCTION: "glr-prod-aggregate-part" },
+        fanoutSchema,
+      ),
+    ).toMatchObject({ AGGREGATE_FANOUT: "lambda", AGGREGATE_PART_FUNCTION: "glr-prod-aggregate-part" });
   });
 });
