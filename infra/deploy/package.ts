@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const TEMPLATE_FILE = "cloudformation-template-update-stack.json";
-export const FUNCTIONS = ["ingest-export", "sync-groups", "aggregate-groups"] as const;
+export const FUNCTIONS = ["ingest-export", "sync-groups", "aggregate-groups", "aggregate-part"] as const;
 
 export interface PackageOptions {
   stage?: string;

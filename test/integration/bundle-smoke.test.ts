@@ -1,9 +1,10 @@
 /* biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub names */
 /**
- * The deployable artifacts work: `osls package` builds the three zips (the package the template test checks), and each bundled handler (.mjs from
+ * The deployable artifacts work: `osls package` builds the four zips (the package the template test checks), and each bundled handler (.mjs from
  * the zip, nothing else: it runs outside the repository, so no node_modules can help it) is imported in a
  * fresh Node process, as the Lambda runtime would, and run against the local stack: S3 events from the
- * dispatcher go to the bundled ingest, then the bundled sync and aggregation; reports are published and
+ * dispatcher go to the bundled ingest, then the bundled sync and aggregation (fanned out to the bundled
+ * part function through a local Lambda Invoke API); reports are published and
  * the handlers emit their CloudWatch metrics (EMF) with the names the alarms watch.
  */
 import { execFile } from "node:child_process";
@@ -29,6 +30,7 @@ import {
   sharedPackage,
   TEST_PACKAGE_OPTIONS,
 } from "../../infra/deploy/package.ts";
+import { type LambdaSimulator, startLambdaSimulator } from "../../infra/lambda-sim.ts";
 import { provision } from "../../infra/provision.ts";
 import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
@@ -109,6 +111,9 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
   let dispatcher: S3Dispatcher;
   let sim: CapillarySimulator;
   const ingestRuns: Invocation[] = [];
+  /** The Lambda Invoke API the bundled aggregation fans out to: each part runs the bundled aggregate-part. */
+  let lambda: LambdaSimulator;
+  const partRuns: Invocation[] = [];
   let template: CfnTemplate;
   /** Per function: recording proxies in front of S3 (the dispatcher) and DynamoDB Local. */
   const proxies = {} as Record<Fn, { s3: RecordingProxy; ddb: RecordingProxy }>;
@@ -182,6 +187,14 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
       ingestRuns.push(r);
       if (!r.ok) throw new Error(r.error);
     });
+    lambda = await startLambdaSimulator({
+      "aggregate-part": async (event) => {
+        const r = await invoke("aggregate-part", event);
+        partRuns.push(r);
+        if (!r.ok) throw new Error(r.error);
+        return r.out;
+      },
+    });
     await provision({ s3, ddb: dynamo }, names);
   }, 240_000);
 
@@ -189,6 +202,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     for (const p of Object.values(proxies)) await Promise.all([p.s3.stop(), p.ddb.stop()]);
     await dispatcher?.stop();
     await sim?.stop();
+    await lambda?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -250,9 +264,21 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
     expect(metrics.every((m) => m.has(METRIC.rowsRead) && m.has(METRIC.rowsRejected))).toBe(true);
   });
 
-  it("aggregate (bundled) publishes the reports and the report-age metric", async () => {
-    const r = await invoke("aggregate-groups", {});
+  it("aggregate (bundled), fanned out to the bundled part function, publishes the reports and the report-age metric", async () => {
+    const r = await invoke(
+      "aggregate-groups",
+      {},
+      {
+        AGGREGATE_FANOUT: "lambda",
+        AGGREGATE_PART_FUNCTION: "aggregate-part",
+        AGGREGATE_FANOUT_MIN_ROWS: "1",
+        AGGREGATE_FANOUT_CONCURRENCY: "4",
+        LAMBDA_ENDPOINT: lambda.endpoint,
+      },
+    );
     expect(r.error).toBeUndefined();
+    expect(partRuns.map((p) => p.error)).toEqual(Array(8).fill(undefined));
+    expect(partRuns.map((p) => (p.out as { part: number }).part).sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     const published = r.out as { period: string; manifestKey: string; groups: number }[];
     expect(published.map((p) => p.period)).toEqual(sample.truth.months);
     expect(published[0]?.groups).toBe(sample.manifest.groupIds.length);
@@ -275,6 +301,7 @@ describe("bundled handlers (osls package) run in a fresh Node process", () => {
       "ingest-export": "IngestDashexport",
       "sync-groups": "SyncDashgroups",
       "aggregate-groups": "AggregateDashgroups",
+      "aggregate-part": "AggregateDashpart",
     };
     for (const fn of FUNCTIONS) {
       const statements = roleStatements(template, logical[fn]);

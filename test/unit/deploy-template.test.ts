@@ -21,7 +21,9 @@ type Statement = {
 };
 
 const PUBLIC_KEY = TEST_PACKAGE_OPTIONS.params?.sftpPublicKey;
+/** The triggered functions (events, retries, failure destinations); `part` runs only when the aggregation fans out. */
 const FN = { ingest: "IngestDashexport", sync: "SyncDashgroups", aggregate: "AggregateDashgroups" } as const;
+const ALL_FN = { ...FN, part: "AggregateDashpart" } as const;
 
 let t: CfnTemplate;
 
@@ -47,19 +49,19 @@ function text(v: unknown): string {
 }
 const list = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 
-function statements(fn: keyof typeof FN): Statement[] {
-  const role = props(`${FN[fn]}IamRoleLambdaExecution`);
+function statements(fn: keyof typeof ALL_FN): Statement[] {
+  const role = props(`${ALL_FN[fn]}IamRoleLambdaExecution`);
   return role.Policies.flatMap((p: any) => p.PolicyDocument.Statement as Statement[]);
 }
 /** Every (action, resource text) pair a function's role allows. */
-function grants(fn: keyof typeof FN): [string, string][] {
+function grants(fn: keyof typeof ALL_FN): [string, string][] {
   return statements(fn)
     .filter((s) => s.Effect === "Allow")
     .flatMap((s) =>
       list(s.Action).flatMap((a) => list(s.Resource).map((r) => [a, text(r)] as [string, string])),
     );
 }
-const s3Objects = (fn: keyof typeof FN, action: string) =>
+const s3Objects = (fn: keyof typeof ALL_FN, action: string) =>
   grants(fn)
     .filter(([a]) => a === action)
     .map(([, r]) =>
@@ -104,10 +106,10 @@ describe("serverless.yml packaged offline", () => {
 });
 
 describe("functions", () => {
-  it("are three ESM bundles on nodejs22.x", () => {
+  it("are four ESM bundles on nodejs22.x", () => {
     const fns = ofType("AWS::Lambda::Function");
     expect(fns.map(([id]) => id).sort()).toEqual(
-      Object.values(FN)
+      Object.values(ALL_FN)
         .map((f) => `${f}LambdaFunction`)
         .sort(),
     );
@@ -129,7 +131,7 @@ describe("functions", () => {
 
   it("keep their logs for the configured retention", () => {
     const groups = ofType("AWS::Logs::LogGroup");
-    expect(groups).toHaveLength(3);
+    expect(groups).toHaveLength(4);
     for (const [, g] of groups) expect(g.Properties?.RetentionInDays).toBe(90);
   });
 });
@@ -203,8 +205,14 @@ describe("storage", () => {
     },
   );
 
-  it("lifecycle rules expire rejects, optionally staging, and stale uploads", () => {
+  it("lifecycle rules expire rejects, optionally staging, left-over fan-out work, and stale uploads", () => {
     const rules = props("ExportsBucket").LifecycleConfiguration.Rules;
+    expect(rules).toContainEqual({
+      Id: "expire-aggregation-work",
+      Status: "Enabled",
+      Prefix: "aggregation-work/",
+      ExpirationInDays: 1,
+    });
     expect(rules).toContainEqual({
       Id: "expire-rejects",
       Status: "Enabled",
@@ -230,9 +238,9 @@ describe("storage", () => {
 
 describe("least privilege", () => {
   it("each function has its own role with no wildcard action and no wildcard resource", () => {
-    for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
-      const role = `${FN[fn]}IamRoleLambdaExecution`;
-      expect(props(`${FN[fn]}LambdaFunction`).Role).toEqual({ "Fn::GetAtt": [role, "Arn"] });
+    for (const fn of Object.keys(ALL_FN) as (keyof typeof ALL_FN)[]) {
+      const role = `${ALL_FN[fn]}IamRoleLambdaExecution`;
+      expect(props(`${ALL_FN[fn]}LambdaFunction`).Role).toEqual({ "Fn::GetAtt": [role, "Arn"] });
       expect(props(role).ManagedPolicyArns).toEqual([]);
       for (const [action, resource] of grants(fn)) {
         expect(action).not.toContain("*");
@@ -262,26 +270,64 @@ describe("least privilege", () => {
     );
   });
 
-  it("aggregate reads staging/ and writes reports/", () => {
-    expect(s3Objects("aggregate", "s3:GetObject")).toEqual(["exports/staging/*", "reports/reports/*"]);
-    expect(s3Objects("aggregate", "s3:PutObject")).toEqual(["reports/reports/*"]);
+  it("aggregate reads staging/ and writes reports/ (and its fan-out work objects)", () => {
+    expect(s3Objects("aggregate", "s3:GetObject")).toEqual([
+      "exports/aggregation-work/*",
+      "exports/staging/*",
+      "reports/reports/*",
+    ]);
+    expect(s3Objects("aggregate", "s3:PutObject")).toEqual([
+      "exports/aggregation-work/*",
+      "reports/reports/*",
+    ]);
     const writes = grants("aggregate").filter(([a]) => /dynamodb:(Put|Delete|BatchWrite)/.test(a));
     expect(writes).toEqual([]);
   });
 
   it("no function writes under exports/ (no recursive invocation) or deletes any object but expired report runs", () => {
-    for (const fn of Object.keys(FN) as (keyof typeof FN)[]) {
+    for (const fn of Object.keys(ALL_FN) as (keyof typeof ALL_FN)[]) {
       expect(s3Objects(fn, "s3:PutObject").filter((r) => r.startsWith("exports/exports/"))).toEqual([]);
       const deletes = grants(fn).filter(([a]) => a.startsWith("s3:Delete"));
       if (fn !== "aggregate") expect(deletes).toEqual([]);
     }
-    // The aggregation deletes superseded runs (reports/period=P/run=R/...) once they expire, nothing else.
+    // The aggregation deletes superseded runs (reports/period=P/run=R/...) once they expire, and its own
+    // fan-out work objects, nothing else.
     expect(
       grants("aggregate")
         .filter(([a]) => a.startsWith("s3:Delete"))
         .map(([a]) => a),
-    ).toEqual(["s3:DeleteObject"]);
-    expect(s3Objects("aggregate", "s3:DeleteObject")).toEqual(["reports/reports/period=*/run=*"]);
+    ).toEqual(["s3:DeleteObject", "s3:DeleteObject"]);
+    expect(s3Objects("aggregate", "s3:DeleteObject")).toEqual([
+      "exports/aggregation-work/*",
+      "reports/reports/period=*/run=*",
+    ]);
+  });
+
+  it("the fan-out: aggregate invokes only the part function, which reads staging/ and writes only work objects", () => {
+    const part =
+      "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:group-loyalty-reports-ci-aggregate-part";
+    expect(grants("aggregate").filter(([a]) => a.startsWith("lambda:"))).toEqual([
+      ["lambda:InvokeFunction", part],
+    ]);
+    expect(props(`${ALL_FN.part}LambdaFunction`).FunctionName).toBe(
+      "group-loyalty-reports-ci-aggregate-part",
+    );
+    expect(s3Objects("part", "s3:GetObject")).toEqual(["exports/aggregation-work/*", "exports/staging/*"]);
+    expect(s3Objects("part", "s3:PutObject")).toEqual(["exports/aggregation-work/*"]);
+    expect(grants("part").filter(([a]) => !a.startsWith("s3:") && !a.startsWith("logs:"))).toEqual([]);
+    const env = props(`${FN.aggregate}LambdaFunction`).Environment.Variables;
+    expect(env).toMatchObject({
+      AGGREGATE_FANOUT: "off",
+      AGGREGATE_PART_FUNCTION: "group-loyalty-reports-ci-aggregate-part",
+      AGGREGATE_FANOUT_MIN_ROWS: "2000000",
+      AGGREGATE_FANOUT_CONCURRENCY: "16",
+    });
+    // No trigger: nothing but aggregate-groups invokes it (no permission, no event source, no schedule).
+    const invokers = [
+      ...ofType("AWS::Lambda::Permission"),
+      ...ofType("AWS::Lambda::EventSourceMapping"),
+    ].filter(([, r]) => JSON.stringify(r.Properties).includes(`${ALL_FN.part}LambdaFunction`));
+    expect(invokers).toEqual([]);
   });
 
   it("bucket listings are limited to the function's prefix", () => {
