@@ -13,7 +13,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { z } from "zod";
 import { stagedObjectSchema } from "./adapters/ledger-store.ts";
 import { membershipSchema } from "./adapters/membership-store.ts";
-import type { S3Objects } from "./adapters/s3-objects.ts";
+import { isNotFound, type S3Objects } from "./adapters/s3-objects.ts";
 import { unpack } from "./adapters/unpack.ts";
 import { PeriodAggregator, type PeriodState, Upserter } from "./domain/aggregate.ts";
 import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
@@ -55,6 +55,8 @@ export interface PartResult {
   links: [string, string][];
   /** Rows kept after the upsert, all periods. */
   rows: number;
+  /** Staged objects of other periods that no longer exist (expired by a lifecycle rule): skipped. */
+  missing: string[];
 }
 
 /**
@@ -70,6 +72,7 @@ export async function aggregatePart(
 ): Promise<PartResult> {
   const aggregators = new Map<string, PeriodAggregator>();
   const linked = new Set<string>();
+  const missing: string[] = [];
   let rows = 0;
   for (const dataset of PART_DATASETS) {
     const up = new Upserter<PackedRow>((kept, other) => {
@@ -82,9 +85,16 @@ export async function aggregatePart(
       const deliveredAt = Date.parse(f.deliveredAt);
       for (const s of f.staged) {
         if (s.dataset !== dataset || s.part !== part) continue;
-        await readStaged(objects, plan.stagingBucket, s.key, (row) =>
-          up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, packRow(dataset, row)),
-        );
+        try {
+          await readStaged(objects, plan.stagingBucket, s.key, (row) =>
+            up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, packRow(dataset, row)),
+          );
+        } catch (e) {
+          // A period being published needs every row; another period's object only could hold a newer
+          // version of a moved row, and an expired one (stagingExpirationDays) is history let go.
+          if (!isNotFound(e) || wanted.has(s.period)) throw stagedError(s.key, e);
+          missing.push(s.key);
+        }
       }
     }
     rows += up.size;
@@ -103,7 +113,15 @@ export async function aggregatePart(
     }
   }
   const links = [...linked].map((l) => l.split("|") as [string, string]);
-  return { part, aggregators, links, rows };
+  return { part, aggregators, links, rows, missing };
+}
+
+function stagedError(key: string, e: unknown): Error {
+  if (!isNotFound(e)) return e instanceof Error ? e : new Error(String(e));
+  return new Error(
+    `staged object ${key} is gone (expired by stagingExpirationDays?): its period cannot be re-published`,
+    { cause: e },
+  );
 }
 
 /** Every period connected to `start` through `links` (start included). */
@@ -149,6 +167,7 @@ const partResultSchema = z.object({
   periods: z.array(periodStateSchema),
   links: z.array(z.tuple([period, period])),
   rows: z.number().int(),
+  missing: z.array(z.string()),
 });
 
 export function partResultToJson(r: PartResult): string {
@@ -157,6 +176,7 @@ export function partResultToJson(r: PartResult): string {
     periods: [...r.aggregators.values()].map((a) => a.toState()),
     links: r.links,
     rows: r.rows,
+    missing: r.missing,
   });
 }
 
@@ -168,6 +188,7 @@ export function parsePartResult(json: unknown, attribution: AttributionIndex): P
     aggregators: new Map(r.periods.map((s) => [s.period, PeriodAggregator.fromState(s, attribution)])),
     links: r.links,
     rows: r.rows,
+    missing: r.missing,
   };
 }
 

@@ -461,6 +461,12 @@ async function forEachPart(
   const parts = Array.from({ length: settings.partitions }, (_, i) => i);
   const report = (r: PartResult) => {
     say(`  part ${r.part + 1}/${settings.partitions}: ${r.rows} rows`);
+    if (r.missing.length > 0)
+      log.warn("staged objects of other periods are gone (expired); skipped", {
+        part: r.part,
+        objects: r.missing.length,
+        first: r.missing[0],
+      });
     onResult(r);
   };
   const stagedRows = plan.files.reduce((n, f) => n + f.staged.reduce((m, s) => m + s.rows, 0), 0);

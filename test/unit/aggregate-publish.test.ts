@@ -375,7 +375,9 @@ describe("the aggregation fanned out over Lambda gives the same reports (issue 7
     const calls = mock.commandCalls(InvokeCommand).map((c) => c.args[0].input);
     expect(calls.map((c) => c.FunctionName)).toEqual(Array(PARTS).fill("glr-aggregate-part"));
     expect(
-      calls.map((c) => partJobSchema.parse(JSON.parse(Buffer.from(c.Payload as Uint8Array).toString())).part).sort(),
+      calls
+        .map((c) => partJobSchema.parse(JSON.parse(Buffer.from(c.Payload as Uint8Array).toString())).part)
+        .sort(),
     ).toEqual([0, 1, 2, 3]);
     for (const period of ["2026-10", "2026-11"]) {
       const want = await reports(local.objects, period);
@@ -420,5 +422,36 @@ describe("the aggregation fanned out over Lambda gives the same reports (issue 7
     });
     expect((await aggregatePeriods(deps, ["2026-11"])).map((p) => p.period)).toEqual(["2026-10", "2026-11"]);
     expect(mock.commandCalls(InvokeCommand)).toHaveLength(0);
+  });
+});
+
+describe("staged objects expired by a lifecycle rule (stagingExpirationDays)", () => {
+  const TWO_MONTHS = [
+    FILES[0] as (typeof FILES)[number],
+    {
+      id: "n",
+      deliveredAt: "2026-11-05T00:00:00.000Z",
+      rows: [["e9", "100", "2026-11-03", "4000", "0", "", "", "1"]],
+    },
+  ];
+  const drop = (objects: ReturnType<typeof memoryObjects>, period: string) => {
+    for (const k of [...objects.store.keys()]) if (k.includes(`/period=${period}/`)) objects.store.delete(k);
+  };
+
+  it("another period's expired object is skipped, with a warning: the wanted period is published", async () => {
+    const { deps, objects } = setup(TWO_MONTHS);
+    const warnings: string[] = [];
+    deps.log = { ...silent, warn: (msg: string) => warnings.push(msg) } as never;
+    drop(objects, "2026-10");
+    expect((await aggregatePeriods(deps, ["2026-11"])).map((p) => p.period)).toEqual(["2026-11"]);
+    expect(warnings).toContain("staged objects of other periods are gone (expired); skipped");
+  });
+
+  it("an expired object of a period being published fails the run, naming the object", async () => {
+    const { deps, objects } = setup(TWO_MONTHS);
+    drop(objects, "2026-10");
+    await expect(aggregatePeriods(deps, ["2026-10"])).rejects.toThrow(
+      /staged object staging\/points\/period=2026-10\/part=00\/a\.csv\.gz is gone/,
+    );
   });
 });
