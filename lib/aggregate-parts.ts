@@ -28,6 +28,8 @@ const period = z.string().regex(/^\d{4}-\d{2}$/, "a period is YYYY-MM");
 /** What every part of one aggregation reads (written once per run when fanned out). */
 export const aggregationPlanSchema = z.object({
   stagingBucket: z.string().min(1),
+  /** Parts of this run: the fewest any file was staged into (every file's count is a multiple of it). */
+  parts: z.number().int().positive(),
   timeZone: z.string().min(1),
   /** The newest committed version of each delivered file, with its staged Points/Redemption/reward objects. */
   files: z.array(
@@ -84,7 +86,8 @@ export async function aggregatePart(
     for (const f of plan.files) {
       const deliveredAt = Date.parse(f.deliveredAt);
       for (const s of f.staged) {
-        if (s.dataset !== dataset || s.part !== part) continue;
+        // A key in part p of n parts (hash % n = p) is in part p % m of m parts when m divides n.
+        if (s.dataset !== dataset || s.part % plan.parts !== part) continue;
         try {
           await readStaged(objects, plan.stagingBucket, s.key, (row) =>
             up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, packRow(dataset, row)),
@@ -297,4 +300,20 @@ export async function runPartJob(
   const result = await aggregatePart(objects, plan, attribution, job.part, new Set(job.periods));
   await putJsonGz(objects, job.bucket, job.resultKey, partResultToJson(result));
   return { part: job.part, rows: result.rows, resultKey: job.resultKey };
+}
+
+/**
+ * The parts of a run over files staged with different part counts (STAGING_PARTITIONS changed): the
+ * smallest count, when it divides every other; objects then map to part `part % parts`.
+ */
+export function runParts(counts: Iterable<number>): number {
+  const all = [...new Set(counts)].sort((a, b) => a - b);
+  const least = all[0] ?? 1;
+  const odd = all.find((n) => n % least !== 0);
+  if (odd !== undefined)
+    throw new Error(
+      `staged files use ${least} and ${odd} key-hash parts, and ${least} does not divide ${odd}: ` +
+        "versions of one key could not be matched (keep STAGING_PARTITIONS a power of two)",
+    );
+  return least;
 }

@@ -19,6 +19,7 @@ import {
   linkedPeriods,
   type PartResult,
   readStaged,
+  runParts,
 } from "./aggregate-parts.ts";
 import {
   type Capabilities,
@@ -273,6 +274,10 @@ export async function aggregatePeriods(
   // pass over the parts when the first did not want them.
   const plan: AggregationPlan = {
     stagingBucket: settings.stagingBucket,
+    parts: runParts([
+      settings.partitions,
+      ...files.flatMap((f) => f.staged.map((s) => s.parts ?? settings.partitions)),
+    ]),
     timeZone: settings.calendar.timeZone,
     files: files.map((f) => ({
       fileId: f.fileId,
@@ -456,11 +461,11 @@ async function forEachPart(
   periods: readonly string[],
   onResult: (r: PartResult) => void,
 ): Promise<void> {
-  const { settings, fanout, log } = deps;
+  const { fanout, log } = deps;
   const say = deps.progress ?? (() => undefined);
-  const parts = Array.from({ length: settings.partitions }, (_, i) => i);
+  const parts = Array.from({ length: plan.parts }, (_, i) => i);
   const report = (r: PartResult) => {
-    say(`  part ${r.part + 1}/${settings.partitions}: ${r.rows} rows`);
+    say(`  part ${r.part + 1}/${plan.parts}: ${r.rows} rows`);
     if (r.missing.length > 0)
       log.warn("staged objects of other periods are gone (expired); skipped", {
         part: r.part,

@@ -56,7 +56,10 @@ export const storageSchema = z.object({
     .string({ error: "TABLE_NAME is required" })
     .min(3, "TABLE_NAME must be a bucket or table name"),
   REPORT_TIME_ZONE: timeZone,
-  STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8),
+  /** Key-hash parts of staged rows; a power of two, so that a changed count still lines up with earlier files. */
+  STAGING_PARTITIONS: positiveInt("STAGING_PARTITIONS", 8).refine((n) => n <= 256 && (n & (n - 1)) === 0, {
+    error: "STAGING_PARTITIONS must be a power of two from 1 to 256",
+  }),
 });
 
 /** Report publishing and the ingestion -> aggregation trigger. */

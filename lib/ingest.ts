@@ -389,7 +389,14 @@ async function readAndStage(
     await s.file.close();
     const key = stagedKey(s.dataset, s.period, s.part, fileId);
     await objects.putFile(settings.stagingBucket, key, s.file.path, "application/gzip");
-    staged.push({ key, dataset: s.dataset, period: s.period, part: s.part, rows: s.file.rows });
+    staged.push({
+      key,
+      dataset: s.dataset,
+      period: s.period,
+      part: s.part,
+      rows: s.file.rows,
+      parts: settings.partitions,
+    });
   }
   let rejectsKey: string | null = null;
   const rj = rejects as SpillFile | null;

@@ -36,6 +36,8 @@ export const stagedObjectSchema = z.object({
   period: z.string(),
   part: z.number().int(),
   rows: z.number().int(),
+  /** Key-hash parts the file was staged into (absent in entries written before it was recorded). */
+  parts: z.number().int().positive().optional(),
 });
 export type StagedObject = z.infer<typeof stagedObjectSchema>;
 

@@ -96,13 +96,18 @@ const group = (groupId: string): GroupMeta => ({
 });
 
 /** Staged Points files: each a list of rows (event_id, user, date, alloc, ded, type, name, version). */
-function setup(files: { id: string; rows: string[][]; deliveredAt: string }[], partitions = 1) {
+/** Each file is staged into `parts` key-hash parts (recorded in the ledger), or `partitions` (not recorded). */
+function setup(
+  files: { id: string; rows: string[][]; deliveredAt: string; parts?: number }[],
+  partitions = 1,
+) {
   const objects = memoryObjects();
   const entries: LedgerEntry[] = [];
   for (const [i, f] of files.entries()) {
     // Staged as ingestion does: one object per period of the rows' event dates.
     const staged: StagedObject[] = [];
-    const objectOf = (r: string[]) => `${(r[2] ?? "").slice(0, 7)}|${partOf(r[0] ?? "", partitions)}`;
+    const fileParts = f.parts ?? partitions;
+    const objectOf = (r: string[]) => `${(r[2] ?? "").slice(0, 7)}|${partOf(r[0] ?? "", fileParts)}`;
     for (const o of new Set(f.rows.map(objectOf))) {
       const [period = "", part = 0] = o.split("|").map((x, i) => (i === 0 ? x : Number(x))) as [
         string,
@@ -115,7 +120,14 @@ function setup(files: { id: string; rows: string[][]; deliveredAt: string }[], p
         ...rows.map((r) => r.join(",")),
       ].join("\n");
       objects.store.set(`exports/${key}`, Buffer.from(`${csv}\n`));
-      staged.push({ key, dataset: "points", period, part, rows: rows.length });
+      staged.push({
+        key,
+        dataset: "points",
+        period,
+        part,
+        rows: rows.length,
+        ...(f.parts ? { parts: f.parts } : {}),
+      });
     }
     entries.push({
       fileId: f.id,
@@ -452,6 +464,46 @@ describe("staged objects expired by a lifecycle rule (stagingExpirationDays)", (
     drop(objects, "2026-10");
     await expect(aggregatePeriods(deps, ["2026-10"])).rejects.toThrow(
       /staged object staging\/points\/period=2026-10\/part=00\/a\.csv\.gz is gone/,
+    );
+  });
+});
+
+describe("files staged with different part counts (STAGING_PARTITIONS changed)", () => {
+  it("versions of one key in differently partitioned files still meet: nothing lost, nothing counted twice", async () => {
+    const csvOf = async (files: Parameters<typeof setup>[0], partitions: number) => {
+      const { deps, objects } = setup(files, partitions);
+      const [rep] = await aggregatePeriods(deps, ["2026-10"]);
+      const key = rep?.files.find((f) => f.name === "group_summary.csv")?.key ?? "";
+      return objects.store.get(`reports/${key}`)?.toString();
+    };
+    const want = await csvOf(FILES, 1);
+    // Some key lands in part 2 or 3 of 4, a part that a 2-part layout does not have.
+    expect(["e1", "e2", "e3"].some((k) => partOf(k, 4) >= 2)).toBe(true);
+    const mixed = [
+      { ...(FILES[0] as (typeof FILES)[number]), parts: 4 },
+      { ...(FILES[1] as (typeof FILES)[number]), parts: 2 },
+    ];
+    expect(await csvOf(mixed, 2)).toBe(want);
+    expect(await csvOf(mixed, 4)).toBe(want);
+    // Entries written before the count was recorded are taken as the configured count.
+    expect(
+      await csvOf(
+        [FILES[0] as (typeof FILES)[number], { ...(FILES[1] as (typeof FILES)[number]), parts: 4 }],
+        2,
+      ),
+    ).toBe(want);
+  });
+
+  it("part counts that do not divide each other are refused with a clear error", async () => {
+    const { deps } = setup(
+      [
+        { ...(FILES[0] as (typeof FILES)[number]), parts: 3 },
+        { ...(FILES[1] as (typeof FILES)[number]), parts: 2 },
+      ],
+      2,
+    );
+    await expect(aggregatePeriods(deps, ["2026-10"])).rejects.toThrow(
+      /staged files use 2 and 3 key-hash parts/,
     );
   });
 });

@@ -101,3 +101,16 @@ describe("the aggregation fan-out toggle", () => {
     ).toMatchObject({ AGGREGATE_FANOUT: "lambda", AGGREGATE_PART_FUNCTION: "glr-prod-aggregate-part" });
   });
 });
+
+describe("STAGING_PARTITIONS", () => {
+  it("is a power of two up to 256 (files staged with an earlier count still line up)", () => {
+    for (const ok of ["1", "2", "16", "256"])
+      expect(loadConfig({ ...base, STAGING_PARTITIONS: ok }, storageSchema).STAGING_PARTITIONS).toBe(
+        Number(ok),
+      );
+    for (const bad of ["3", "12", "512"])
+      expect(() => loadConfig({ ...base, STAGING_PARTITIONS: bad }, storageSchema)).toThrow(
+        "STAGING_PARTITIONS must be a power of two from 1 to 256",
+      );
+  });
+});
