@@ -1,6 +1,6 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import middy from "@middy/core";
@@ -88,7 +88,7 @@ export const wiring: {
     concurrency: config.SYNC_CONCURRENCY,
     timeReserveMs: config.SYNC_TIME_RESERVE_MS,
   },
-  lambda: new LambdaClient({ region }),
+  lambda: runtime.clients.lambda,
   continueMode: config.SYNC_CONTINUE,
 };
 
