@@ -15,6 +15,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { SUMMARY_COLUMNS } from "../infra/sample/columns.ts";
 import type { Membership } from "../lib/domain/membership.ts";
 
 export const HEADER = [
@@ -46,25 +47,8 @@ export const HEADER = [
   "auto_update_time",
 ];
 
-export const REDEMPTION_HEADER = [
-  "event_id",
-  "points_redeemed",
-  "point_category_id",
-  "dim_redemption_type_id",
-  "dim_event_user_id",
-  "dim_event_date_id",
-  "dim_event_zone_till_id",
-  "dim_redemption_program_id",
-  "points_redemption_time",
-  "auto_update_time",
-  "redemption_bill_id",
-  "redemption_bill_number",
-  "redemption_id",
-  "external_reference_number",
-  "notes",
-  "source_type",
-  "reference_id",
-];
+/** The Points Redemption Summary template's columns, as the sample generator writes them. */
+export const REDEMPTION_HEADER = SUMMARY_COLUMNS;
 
 export const MEMBERSHIP_HEADER = ["group_id", "user_id", "role", "default_group", "joined_on"];
 
