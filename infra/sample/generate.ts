@@ -242,6 +242,7 @@ class SampleWriter {
         loyaltyPoints: m.loyaltyPoints,
         lifetimePoints: m.lifetimePoints,
         lifetimePurchased: m.lifetimePurchased,
+        tier: m.user.slabName,
         autoUpdateTime: m.autoUpdateS,
         delivery,
       });

@@ -3,6 +3,9 @@
  * memory (never from the files) and the membership each sync saw. Deliberately plain: newest version
  * per key over all months first, then attribute each row on its own event date and add up exact
  * thousandths; so a re-sent row whose event date moved to another month counts in its new month only.
+ * group_members lists, per period and group, every member attributed to the group on some day of the
+ * period (through its members_total date) or with an attributed row in it; in_members_total = attributed
+ * on the members_total date; role from the syncs, tier and balances from the newest Members row.
  */
 import { formatThousandths as dec } from "./decimal.ts";
 import type { SimState } from "./membership-types.ts";
@@ -32,6 +35,20 @@ export const GROUP_SUMMARY_COLUMNS = [
   "group_wallet_balance",
   "group_tier",
   "group_reward_redemptions",
+] as const;
+
+/** group_members.csv: the contract's columns, then in_members_total (README "Reports"). */
+export const GROUP_MEMBERS_COLUMNS = [
+  "period",
+  "group_id",
+  "user_id",
+  "role",
+  "tier",
+  "points_awarded",
+  "points_redeemed",
+  "points_balance",
+  "lifetime_purchases",
+  "in_members_total",
 ] as const;
 
 const RETURNED = new Set(["return", "return_historical"]);
@@ -183,6 +200,18 @@ function addSummary(f: Figures, r: SummaryRec): void {
 
 const periodOf = (dateId: string): string => `${dateId.slice(0, 4)}-${dateId.slice(4, 6)}`;
 
+/** Every day (YYYYMMDD) of the period from its first day through `until` (YYYYMMDD). */
+function daysThrough(period: string, until: string): string[] {
+  const out: string[] = [];
+  const t = new Date(Date.UTC(Number(period.slice(0, 4)), Number(period.slice(5, 7)) - 1, 1));
+  for (;;) {
+    const d = t.toISOString().slice(0, 10).replaceAll("-", "");
+    if (d > until || periodOf(d) !== period) return out;
+    out.push(d);
+    t.setUTCDate(t.getUTCDate() + 1);
+  }
+}
+
 /** The period's last day (YYYYMMDD), or today when the period is still running. */
 function lastDay(period: string, now: Date): string {
   const y = Number(period.slice(0, 4));
@@ -218,6 +247,17 @@ export function computeTruth(input: TruthInput): Truth {
 
   const periods = [...new Set([...points, ...summaries].map((r) => periodOf(r.date)))].sort();
   const figures = new Map<string, Figures>();
+  /** `${period}|${groupId}|${userId}` -> the member's attributed figures (any row lists the member). */
+  const perMember = new Map<string, { awarded: bigint; redeemed: bigint }>();
+  const memberFor = (period: string, groupId: string, userId: string) => {
+    const key = `${period}|${groupId}|${userId}`;
+    let m = perMember.get(key);
+    if (!m) {
+      m = { awarded: 0n, redeemed: 0n };
+      perMember.set(key, m);
+    }
+    return m;
+  };
   const unattributed = new Map<string, { rows: number; awarded: bigint; redeemed: bigint }>();
   const unattributedFor = (period: string, userId: string) => {
     const key = `${period}|${userId}`;
@@ -242,6 +282,9 @@ export function computeTruth(input: TruthInput): Truth {
     const g = attribute(byUser, r.userId, r.date);
     if (g !== null) {
       addPoints(figuresFor(periodOf(r.date), g), r);
+      const m = memberFor(periodOf(r.date), g, r.userId);
+      m.awarded += r.allocated;
+      if (r.deductionType.toLowerCase() === "redeemed") m.redeemed += r.deducted;
       continue;
     }
     const u = unattributedFor(periodOf(r.date), r.userId);
@@ -253,17 +296,54 @@ export function computeTruth(input: TruthInput): Truth {
   }
   for (const r of summaries) {
     const g = attribute(byUser, r.userId, r.date);
-    if (g !== null) addSummary(figuresFor(periodOf(r.date), g), r);
-    else unattributedFor(periodOf(r.date), r.userId).rows++;
+    if (g !== null) {
+      addSummary(figuresFor(periodOf(r.date), g), r);
+      memberFor(periodOf(r.date), g, r.userId);
+    } else unattributedFor(periodOf(r.date), r.userId).rows++;
   }
+
+  // Roles as the last sync that listed the pair saw them.
+  const roles = new Map<string, string>();
+  for (const sync of input.syncs)
+    for (const g of sync.state.groups) for (const m of g.members) roles.set(`${g.id}|${m.userId}`, m.role);
 
   const allUsers = [...byUser.keys()];
   const groupSummary: TruthRow[] = [];
+  const groupMembers: TruthRow[] = [];
   for (const period of periods) {
     const day = lastDay(period, input.now);
+    // Who was in which group at some day of the period (through `day`): a member who moved mid-month
+    // is listed in both groups, counted (in_members_total) only in the group of `day`.
+    const listed = new Map<string, Set<string>>();
+    for (const u of allUsers) {
+      for (const d of daysThrough(period, day)) {
+        const g = attribute(byUser, u, d);
+        if (g !== null) listed.set(g, (listed.get(g) ?? new Set<string>()).add(u));
+      }
+    }
+    for (const key of perMember.keys()) {
+      const [p = "", g = "", u = ""] = key.split("|");
+      if (p === period) listed.set(g, (listed.get(g) ?? new Set<string>()).add(u));
+    }
     for (const g of groups) {
       const f = figures.get(`${period}|${g.id}`) ?? emptyFigures();
       const total = allUsers.filter((u) => attribute(byUser, u, day) === g.id);
+      for (const u of [...(listed.get(g.id) ?? [])].sort(compareIds)) {
+        const fig = perMember.get(`${period}|${g.id}|${u}`) ?? { awarded: 0n, redeemed: 0n };
+        const m = members.get(u);
+        groupMembers.push({
+          period,
+          group_id: g.id,
+          user_id: u,
+          role: roles.get(`${g.id}|${u}`) ?? "",
+          tier: m?.tier ?? "",
+          points_awarded: dec(fig.awarded),
+          points_redeemed: dec(fig.redeemed),
+          points_balance: m ? dec(m.loyaltyPoints) : "",
+          lifetime_purchases: m ? dec(m.lifetimePurchased) : "",
+          in_members_total: total.includes(u) ? "yes" : "no",
+        });
+      }
       let balance = 0n;
       let lifetime = 0n;
       let purchases = 0n;
@@ -331,9 +411,18 @@ export function computeTruth(input: TruthInput): Truth {
     months: input.months,
     groupSummary,
     unattributed: unattributedRows,
+    groupMembers,
     dataQuality,
     cases: input.cases,
   };
+}
+
+/**
+ * A truth value as a published CSV cell shows it: text that begins with = + - @ gets a leading ' against
+ * formula injection (DESIGN.md "Report contract"), numbers excepted.
+ */
+export function publishedCell(v: string): string {
+  return /^[=+\-@]/.test(v) && !/^-?\d+(\.\d+)?$/.test(v) ? `'${v}` : v;
 }
 
 /** "-12.5" -> -12500n (at most 3 places). */

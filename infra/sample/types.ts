@@ -39,6 +39,8 @@ export interface MemberRec {
   loyaltyPoints: bigint;
   lifetimePoints: bigint;
   lifetimePurchased: bigint;
+  /** User.slab_name as written. */
+  tier: string;
   autoUpdateTime: number;
   delivery: number;
 }
@@ -82,6 +84,8 @@ export interface Truth {
   months: string[];
   groupSummary: TruthRow[];
   unattributed: TruthRow[];
+  /** group_members.csv of every period: period, then group, then user (ids numerically). */
+  groupMembers: TruthRow[];
   dataQuality: TruthRow[];
   cases: SampleCases;
 }

@@ -12,7 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatThousandths } from "../../infra/sample/decimal.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
 import type { SimState } from "../../infra/sample/membership-types.ts";
-import { attribute, computeTruth, GROUP_SUMMARY_COLUMNS, observe } from "../../infra/sample/truth.ts";
+import {
+  attribute,
+  computeTruth,
+  GROUP_MEMBERS_COLUMNS,
+  GROUP_SUMMARY_COLUMNS,
+  observe,
+} from "../../infra/sample/truth.ts";
 import type { ManifestFile, Truth, TruthRow } from "../../infra/sample/types.ts";
 
 // The documented column names (DESIGN.md / CAPILLARY.md), written out here on purpose.
@@ -439,6 +445,88 @@ describe("sample generator", () => {
       expect(g.members.length).toBeLessThanOrEqual(8);
     }
     expect(new Set(current.groups.map((g) => g.id.length)).size).toBeGreaterThan(4);
+  });
+
+  it("lists group members that reconcile with group_summary and the re-read Members files", () => {
+    const t = a.truth;
+    const gm = t.groupMembers;
+    expect(new Set(gm.map((r) => r.period))).toEqual(new Set(OPTS.months));
+    const key = (r: TruthRow): [string, bigint, bigint] => [
+      r.period ?? "",
+      BigInt(r.group_id ?? "0"),
+      BigInt(r.user_id ?? "0"),
+    ];
+    for (let i = 1; i < gm.length; i++) {
+      const [p0, g0, u0] = key(gm[i - 1] as TruthRow);
+      const [p1, g1, u1] = key(gm[i] as TruthRow);
+      expect(p0 < p1 || (p0 === p1 && (g0 < g1 || (g0 === g1 && u0 < u1)))).toBe(true);
+    }
+    for (const r of gm) {
+      expect(Object.keys(r)).toEqual([...GROUP_MEMBERS_COLUMNS]);
+      expect(["yes", "no"]).toContain(r.in_members_total);
+    }
+
+    // Per group and period: the counted members are members_total and carry the members_* sums; the
+    // listed members' figures add up to the group's.
+    for (const s of t.groupSummary) {
+      const rows = gm.filter((r) => r.period === s.period && r.group_id === s.group_id);
+      const counted = rows.filter((r) => r.in_members_total === "yes");
+      const at = `${s.period} ${s.group_id}`;
+      expect(String(counted.length), at).toBe(s.members_total);
+      expect(rows.length, at).toBeGreaterThanOrEqual(Number(s.members_active_in_period));
+      expect(sumField(rows, "points_awarded"), at).toBe(milli(s.points_awarded));
+      expect(sumField(rows, "points_redeemed"), at).toBe(milli(s.points_redeemed));
+      expect(sumField(counted, "points_balance"), at).toBe(milli(s.members_points_balance));
+      expect(sumField(counted, "lifetime_purchases"), at).toBe(milli(s.members_lifetime_purchases));
+    }
+
+    // Role from the membership the syncs saw; tier and balances from the newest Members row in the files.
+    const roleOf = new Map<string, string>();
+    for (const st of [initial, current])
+      for (const g of st.groups) for (const m of g.members) roleOf.set(`${g.id}|${m.userId}`, m.role);
+    const newestMember = new Map<string, { v: string; row: Record<string, string> }>();
+    for (const c of csvs.filter((x) => x.template === "members")) {
+      for (const row of c.rows) {
+        if (!isId(row.dim_event_user_id) || milli(row.loyalty_points) === null) continue;
+        const v = `${row.auto_update_time?.padStart(12, "0")}|${c.delivery}`;
+        const old = newestMember.get(row.dim_event_user_id as string);
+        if (!old || v >= old.v) newestMember.set(row.dim_event_user_id as string, { v, row });
+      }
+    }
+    for (const r of gm) {
+      const m = newestMember.get(r.user_id ?? "")?.row;
+      expect(m, r.user_id).toBeDefined();
+      expect(r.role).toBe(roleOf.get(`${r.group_id}|${r.user_id}`));
+      expect(r.tier).toBe(m?.["User.slab_name"]);
+      expect(milli(r.points_balance)).toBe(milli(m?.loyalty_points));
+      expect(milli(r.lifetime_purchases)).toBe(milli(m?.lifetime_purchased));
+    }
+    expect(gm.some((r) => (r.points_balance ?? "").startsWith("-"))).toBe(true);
+
+    // The cases: a member who moved mid-month is listed in both groups, counted in the new one.
+    const cases = a.manifest.cases;
+    const listed = (u: string) =>
+      gm.filter((r) => r.user_id === u).map((r) => `${r.period} ${r.group_id} ${r.in_members_total}`);
+    const dl = cases.defaultGroupJoinedLater;
+    const [old, moved] = dl?.groupIds ?? [];
+    expect(listed(dl?.userIds[0] ?? "")).toEqual([
+      `2026-10 ${old} no`,
+      `2026-10 ${moved} yes`,
+      `2026-11 ${moved} yes`,
+    ]);
+    const nd = cases.noDefaultSmallestNumericId;
+    expect(listed(nd?.userIds[0] ?? "")).toEqual(OPTS.months.map((p) => `${p} ${nd?.groupIds[0]} yes`));
+    const late = cases.rowsBeforeJoinedOn;
+    expect(listed(late?.userIds[0] ?? "")).toEqual([`2026-11 ${late?.groupIds[0]} yes`]);
+    for (const name of ["firstSeenExited", "joinedAfterPeriods", "noGroup"] as const)
+      for (const u of cases[name]?.userIds ?? []) expect(listed(u), `${name} ${u}`).toEqual([]);
+    const deleted = cases.deletedGroup?.groupIds[0];
+    expect(gm.filter((r) => r.group_id === deleted)).toEqual([]);
+    const quiet = cases.noActivityInPeriod?.groupIds[0];
+    const quietNov = gm.filter((r) => r.group_id === quiet && r.period === "2026-11");
+    expect(quietNov.length).toBeGreaterThan(0);
+    for (const r of quietNov)
+      expect([r.points_awarded, r.points_redeemed, r.in_members_total]).toEqual(["0", "0", "yes"]);
   });
 
   it("re-sends changed and duplicate rows in the incremental files, and other realistic mess", () => {
