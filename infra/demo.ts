@@ -17,13 +17,15 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import type { PublishedReport } from "../lib/aggregate.ts";
-import { capillarySchema, ConfigError, loadConfig, syncSchema } from "../lib/config.ts";
+import { ConfigError, capillarySchema, loadConfig, syncSchema } from "../lib/config.ts";
 import { GROUP_SUMMARY_COLUMNS } from "../lib/domain/aggregate.ts";
 import { CsvParser } from "../lib/domain/csv.ts";
 import { listFiles, runPipeline } from "./pipeline.ts";
 import { DEFAULT_NAMES, provision } from "./provision.ts";
 import { buildSample } from "./sample/generate.ts";
 import type { SimCredentials } from "./sample/membership-types.ts";
+import { GROUP_MEMBERS_COLUMNS, publishedCell } from "./sample/truth.ts";
+import type { Truth } from "./sample/types.ts";
 import { type LocalStack, startStack } from "./stack.ts";
 
 const summaryJson = z.object({ rows: z.array(z.record(z.string(), z.string())) });
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
     }
     console.log(`  s3://${names.reportsBucket}/reports/latest/manifest.json  (the newest period)`);
     await printDataQuality(join(outDir, `period=${latest.period}`, "data_quality.csv"), names.exportsBucket);
-    if (!userUploads && !capillaryEnv) checkAgainstTruth(summaries, sample.truth.groupSummary);
+    if (!userUploads && !capillaryEnv) await checkAgainstTruth(summaries, sample.truth, outDir);
     say("done");
 
     if (o.keep) {
@@ -292,15 +294,7 @@ async function copyReports(
 
 /** What was read, accepted and rejected, on the console (the details are in data_quality.csv and rejects/). */
 async function printDataQuality(path: string, exportsBucket: string): Promise<void> {
-  const text = await readFile(path, "utf8").catch(() => "");
-  const rows: string[][] = [];
-  const parser = new CsvParser(
-    { record: (f) => rows.push(f), error: () => undefined },
-    { maxFieldBytes: 1 << 20, maxRecordBytes: 1 << 22 },
-  );
-  parser.push(Buffer.from(text));
-  parser.end();
-  const [header, ...data] = rows;
+  const [header, ...data] = await readCsv(path);
   if (!header) return;
   const col = (name: string) => header.indexOf(name);
   const sum = (name: string) => data.reduce((n, r) => n + Number(r[col(name)] ?? 0), 0);
@@ -319,17 +313,46 @@ async function printDataQuality(path: string, exportsBucket: string): Promise<vo
   if (troubled.length > 10) console.log(`  ... and ${troubled.length - 10} more in data_quality.csv`);
 }
 
+/** The records of a local CSV copy (none when it is missing). */
+async function readCsv(path: string): Promise<string[][]> {
+  const text = await readFile(path, "utf8").catch(() => "");
+  const rows: string[][] = [];
+  const parser = new CsvParser(
+    { record: (f) => rows.push(f), error: () => undefined },
+    { maxFieldBytes: 1 << 20, maxRecordBytes: 1 << 22 },
+  );
+  parser.push(Buffer.from(text));
+  parser.end();
+  return rows;
+}
+
 /** The sample's figures were computed by the generator from the events it made: compare them all. */
-function checkAgainstTruth(
+async function checkAgainstTruth(
   summaries: Map<string, Record<string, string>[]>,
-  truth: Record<string, string>[],
-): void {
+  truth: Truth,
+  outDir: string,
+): Promise<void> {
   const got = [...summaries.values()].flat();
+  const want = truth.groupSummary;
+  // group_members.csv of every period, header included, cell by cell.
+  const gotMembers: string[][] = [];
+  const wantMembers: string[][] = [];
+  for (const period of summaries.keys()) {
+    gotMembers.push(...(await readCsv(join(outDir, `period=${period}`, "group_members.csv"))));
+    wantMembers.push(
+      [...GROUP_MEMBERS_COLUMNS],
+      ...truth.groupMembers
+        .filter((r) => r.period === period)
+        .map((r) => GROUP_MEMBERS_COLUMNS.map((c) => publishedCell(r[c] ?? ""))),
+    );
+  }
   const same =
-    got.length === truth.length && truth.every((w, i) => JSON.stringify(w) === JSON.stringify(got[i]));
+    got.length === want.length &&
+    want.every((w, i) => JSON.stringify(w) === JSON.stringify(got[i])) &&
+    JSON.stringify(gotMembers) === JSON.stringify(wantMembers);
   console.log(
     same
-      ? `\nChecked: all ${truth.length} group rows x ${GROUP_SUMMARY_COLUMNS.length} columns equal the generator's independent figures.`
+      ? `\nChecked: all ${want.length} group rows x ${GROUP_SUMMARY_COLUMNS.length} columns and ${truth.groupMembers.length} group member rows x ${GROUP_MEMBERS_COLUMNS.length} columns equal the generator's independent figures.`
       : "\nMISMATCH: the reports differ from the generator's figures (see out/ and .sample/truth.json).",
   );
   if (!same) process.exitCode = 1;

@@ -7,12 +7,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCapillarySimulator, type CapillarySimulator } from "../../infra/capillary-sim.ts";
+import { type CapillarySimulator, startCapillarySimulator } from "../../infra/capillary-sim.ts";
 import { type PipelineResult, runPipeline } from "../../infra/pipeline.ts";
 import { provision } from "../../infra/provision.ts";
-import { startS3Dispatcher, type S3Dispatcher } from "../../infra/s3-dispatcher.ts";
+import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
 import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
+import { GROUP_MEMBERS_COLUMNS, publishedCell } from "../../infra/sample/truth.ts";
 import { LOCAL_CREDENTIALS } from "../../infra/stack.ts";
 import { localClients, uniqueName } from "./helpers.ts";
 
@@ -97,6 +99,28 @@ describe("demo pipeline equals the generator's truth", () => {
       expect(rows).toHaveLength(want.length);
       for (const [i, w] of want.entries()) expect({ i, ...rows[i] }).toEqual({ i, ...w });
     }
+  });
+
+  it("lists every group member of every period with the truth's figures, cell by cell", async () => {
+    const keyOf = (r: Record<string, string | undefined>) => `${r.period}|${r.group_id}|${r.user_id}`;
+    let checked = 0;
+    for (const period of sample.truth.months) {
+      const rep = result.published.find((p) => p.period === period);
+      const key = rep?.files.find((f) => f.key.endsWith("/group_members.csv"))?.key;
+      if (!key) throw new Error(`no group_members.csv for ${period}`);
+      const [header, ...data]: string[][] = parse(await report(key), { bom: true });
+      expect(header).toEqual([...GROUP_MEMBERS_COLUMNS]);
+      const rows = data.map((r) => Object.fromEntries((header ?? []).map((h, i) => [h, r[i]])));
+      const want = sample.truth.groupMembers
+        .filter((r) => r.period === period)
+        .map((r) => Object.fromEntries(GROUP_MEMBERS_COLUMNS.map((c) => [c, publishedCell(r[c] ?? "")])));
+      expect(want.length).toBeGreaterThan(0);
+      // Missing or extra members first (a readable diff), then every cell of every row, in order.
+      expect(rows.map(keyOf)).toEqual(want.map(keyOf));
+      for (const [i, w] of want.entries()) expect({ i, ...rows[i] }).toEqual({ i, ...w });
+      checked += rows.length;
+    }
+    expect(checked).toBe(sample.truth.groupMembers.length);
   });
 
   it("reports unattributed members as the truth says", async () => {
