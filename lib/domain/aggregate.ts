@@ -336,19 +336,24 @@ export class PeriodAggregator {
     const last = lastDayOf(p);
     const onDate = input.today.slice(0, 7) === p && input.today < last ? input.today : last;
 
-    // members_total: each user counts in the one group it is attributed to on `onDate`.
+    // members_total: each user counts in the one group it is attributed to on `onDate`; group_members
+    // lists every user attributed to the group on some date of the period up to `onDate`.
     const totals = new Map<string, Set<string>>();
+    const during = new Map<string, Set<string>>();
     const roles = new Map<string, string | null>();
-    for (const m of input.memberships) {
-      roles.set(`${m.groupId}|${m.userId}`, m.role);
-      const g = this.attribution.groupOf(m.userId, onDate);
-      if (g !== m.groupId) continue;
-      let set = totals.get(g);
+    const add = (map: Map<string, Set<string>>, g: string, u: string) => {
+      let set = map.get(g);
       if (!set) {
         set = new Set();
-        totals.set(g, set);
+        map.set(g, set);
       }
-      set.add(m.userId);
+      set.add(u);
+    };
+    for (const m of input.memberships) {
+      roles.set(`${m.groupId}|${m.userId}`, m.role);
+      if (this.attribution.groupOf(m.userId, onDate) === m.groupId) add(totals, m.groupId, m.userId);
+      if (this.attribution.groupsDuring(m.userId, `${p}-01`, onDate).includes(m.groupId))
+        add(during, m.groupId, m.userId);
     }
 
     const dec = (on: boolean, v: bigint) => (on ? formatThousandths(v) : "");
@@ -403,7 +408,7 @@ export class PeriodAggregator {
         group_reward_redemptions: num(cap.rewards, a.rewardCount),
       });
 
-      const users = new Set<string>([...members, ...a.perUser.keys()]);
+      const users = new Set<string>([...(during.get(g.groupId) ?? []), ...a.perUser.keys()]);
       for (const u of [...users].sort(compareIds)) {
         const pu = a.perUser.get(u);
         const s = input.members.get(u);

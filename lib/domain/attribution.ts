@@ -146,6 +146,8 @@ export function groupOfMemberOn(
 
 export interface AttributionIndex {
   groupOf(userId: string, date: string): string | null;
+  /** The groups the user is attributed to on at least one date from `from` to `to` (both included). */
+  groupsDuring(userId: string, from: string, to: string): string[];
   /** Number of users with at least one countable interval. */
   readonly users: number;
 }
@@ -171,6 +173,22 @@ export function buildAttributionIndex(memberships: Iterable<Membership>, timeZon
       assertDate(date);
       const list = perUser.get(userId);
       return list ? pick(list, date) : null;
+    },
+    groupsDuring(userId: string, from: string, to: string): string[] {
+      assertDate(from);
+      assertDate(to);
+      const list = perUser.get(userId);
+      if (!list) return [];
+      // The attributed group can change only where an interval starts or ends (`until` is exclusive).
+      const dates = new Set([from]);
+      for (const i of list)
+        for (const d of [i.from, i.until]) if (d !== null && d > from && d <= to) dates.add(d);
+      const out = new Set<string>();
+      for (const d of dates) {
+        const g = pick(list, d);
+        if (g !== null) out.add(g);
+      }
+      return [...out];
     },
   };
 }

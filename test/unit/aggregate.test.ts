@@ -252,6 +252,29 @@ describe("PeriodAggregator", () => {
   });
 });
 
+describe("group_members lists every member of the group during the period", () => {
+  it("a member who moved mid-month with no rows before the move is listed in both groups, counted in one", () => {
+    // User 1 was in group 9 from 1 to 11 October, then in its default group 10; its only row is on the 20th.
+    const ms = [m("9", "1"), m("10", "1", { defaultGroup: true, joinedOn: "2026-10-12" }), m("9", "2")];
+    const r = run(ms, [g("9"), g("10")], (a) => a.addPoints(pts("1", "1", "2026-10-20", "7")));
+    expect(r.groupMembers.map((x) => [x.group_id, x.user_id, x.points_awarded, x.in_members_total])).toEqual([
+      ["9", "1", "0", "no"],
+      ["9", "2", "0", "yes"],
+      ["10", "1", "7", "yes"],
+    ]);
+  });
+
+  it("leaves out members who joined after the period or left before it", () => {
+    const ms = [
+      m("9", "1", { joinedOn: "2026-11-02" }),
+      m("9", "2", { active: false, exitSeenAt: "2026-09-20T10:00:00Z" }),
+      m("9", "3", { active: false, exitSeenAt: "2026-10-02T10:00:00Z" }),
+    ];
+    const r = run(ms, [g("9")], () => undefined);
+    expect(r.groupMembers.map((x) => [x.user_id, x.in_members_total])).toEqual([["3", "no"]]);
+  });
+});
+
 describe("report cells are safe to open in a spreadsheet", () => {
   it.each([
     ['=HYPERLINK("x")', '\'=HYPERLINK("x")'],

@@ -301,3 +301,44 @@ describe("attribution index", () => {
     );
   });
 });
+
+describe("groupsDuring: the groups a user is attributed to on some date of a range", () => {
+  it("equals the groups of groupOf over every day of the range", () => {
+    const day = (n: number) => new Date(Date.UTC(2026, 9, 1) + n * 86_400_000).toISOString().slice(0, 10);
+    const membership = fc.record({
+      groupId: fc.constantFrom("1", "2", "10"),
+      defaultGroup: fc.boolean(),
+      joinedOn: fc.option(fc.integer({ min: -5, max: 40 }).map(day), { nil: null }),
+      exit: fc.option(fc.integer({ min: -5, max: 40 }), { nil: null }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(membership, { maxLength: 4 }),
+        fc.integer({ min: 0, max: 30 }),
+        fc.integer({ min: 0, max: 30 }),
+        (list, a, b) => {
+          const index = buildAttributionIndex(
+            list.map((x) =>
+              ms(x.groupId, {
+                userId: "u",
+                defaultGroup: x.defaultGroup,
+                joinedOn: x.joinedOn,
+                active: x.exit === null,
+                exitSeenAt: x.exit === null ? null : `${day(x.exit)}T12:00:00Z`,
+              }),
+            ),
+            "UTC",
+          );
+          const [from, to] = [Math.min(a, b), Math.max(a, b)];
+          const want = new Set<string>();
+          for (let d = from; d <= to; d++) {
+            const g = index.groupOf("u", day(d));
+            if (g !== null) want.add(g);
+          }
+          expect(new Set(index.groupsDuring("u", day(from), day(to)))).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
