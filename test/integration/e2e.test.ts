@@ -3,34 +3,21 @@
  * handlers against DynamoDB Local, the S3 emulator behind the event dispatcher and the Capillary
  * simulator. Every figure of every group and period must equal the generator's independent truth.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CapillarySimulator, startCapillarySimulator } from "../../infra/capillary-sim.ts";
-import { type PipelineResult, runPipeline } from "../../infra/pipeline.ts";
-import { provision } from "../../infra/provision.ts";
-import { type S3Dispatcher, startS3Dispatcher } from "../../infra/s3-dispatcher.ts";
-import { buildSample, type GeneratedSample } from "../../infra/sample/generate.ts";
+import type { PipelineResult } from "../../infra/pipeline.ts";
+import type { GeneratedSample } from "../../infra/sample/generate.ts";
 import { GROUP_MEMBERS_COLUMNS, publishedCell } from "../../infra/sample/truth.ts";
-import { LOCAL_CREDENTIALS } from "../../infra/stack.ts";
-import { localClients, uniqueName } from "./helpers.ts";
-
-const credentials = { oauth: { key: "k", secret: "s" }, basic: { username: "u", password: "p" } };
+import { runSampleOnStack, type SampleStackRun } from "../support/sample-stack.ts";
+import { localClients } from "./helpers.ts";
 
 describe("demo pipeline equals the generator's truth", () => {
-  const { stack, s3, dynamo } = localClients();
-  const names = {
-    exportsBucket: uniqueName("exports"),
-    reportsBucket: uniqueName("reports"),
-    tableName: uniqueName("table"),
-  };
-  let dir: string;
+  const clients = localClients();
+  const { s3 } = clients;
+  let run: SampleStackRun;
+  let names: SampleStackRun["names"];
   let sample: GeneratedSample;
-  let dispatcher: S3Dispatcher;
-  let sim: CapillarySimulator;
   let result: PipelineResult;
 
   const report = async (key: string) => {
@@ -45,44 +32,12 @@ describe("demo pipeline equals the generator's truth", () => {
   };
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "glr-e2e-"));
-    sample = await buildSample({ outDir: dir, seed: 7, months: ["2026-09", "2026-10"] });
-    const [first, second] = sample.input.syncs;
-    if (!first || !second) throw new Error("the sample has two syncs");
-    dispatcher = await startS3Dispatcher({ upstream: stack.s3Endpoint, region: stack.region });
-    sim = await startCapillarySimulator({ state: first.state, credentials });
-    await provision({ s3, ddb: dynamo }, names);
-    result = await runPipeline({
-      env: {
-        AWS_REGION: stack.region,
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        S3_ENDPOINT: dispatcher.endpoint,
-        S3_FORCE_PATH_STYLE: "true",
-        DYNAMODB_ENDPOINT: stack.dynamoEndpoint,
-        EXPORTS_BUCKET: names.exportsBucket,
-        REPORTS_BUCKET: names.reportsBucket,
-        TABLE_NAME: names.tableName,
-        CAPILLARY_BASE_URL: sim.url,
-        CAPILLARY_AUTH: "oauth",
-        CAPILLARY_OAUTH_KEY: credentials.oauth.key,
-        CAPILLARY_OAUTH_SECRET: credentials.oauth.secret,
-        CAPILLARY_GROUP_IDS: sample.manifest.groupIds.join(","),
-        CAPILLARY_RATE_PER_SECOND: "500",
-        POWERTOOLS_LOG_LEVEL: "ERROR",
-      },
-      dispatcher,
-      capillary: { simulator: sim, states: [first.state, second.state] },
-      uploads: [...sample.manifest.files]
-        .sort((a, b) => a.deliveryOrder - b.deliveryOrder)
-        .map((f) => ({ key: f.key, path: join(dir, ...f.key.split("/")) })),
-    });
+    run = await runSampleOnStack(clients, { seed: 7, months: ["2026-09", "2026-10"] });
+    ({ names, sample, result } = run);
   });
 
   afterAll(async () => {
-    await dispatcher?.stop();
-    await sim?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await run?.stop();
   });
 
   it("ingests every file through S3 events without failure", () => {
