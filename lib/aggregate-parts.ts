@@ -51,7 +51,7 @@ export type PartJob = z.infer<typeof partJobSchema>;
 
 export interface PartResult {
   part: number;
-  /** Aggregates of the wanted periods that have rows in this part. */
+  /** Aggregates of the wanted periods that have rows in this part (added to the map passed in, if any). */
   aggregators: Map<string, PeriodAggregator>;
   /** Pairs of periods that hold versions of one key (a re-sent row whose event date moved). */
   links: [string, string][];
@@ -71,8 +71,9 @@ export async function aggregatePart(
   attribution: AttributionIndex,
   part: number,
   wanted: ReadonlySet<string>,
+  /** Where to add the winners (in process: the run's own aggregates, so nothing needs merging). */
+  aggregators = new Map<string, PeriodAggregator>(),
 ): Promise<PartResult> {
-  const aggregators = new Map<string, PeriodAggregator>();
   const linked = new Set<string>();
   const missing: string[] = [];
   let rows = 0;

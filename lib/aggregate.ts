@@ -289,10 +289,7 @@ export async function aggregatePeriods(
   const aggregators = new Map<string, PeriodAggregator>();
   const links: [string, string][] = [];
   const requested = new Set(periods);
-  await forEachPart(deps, plan, attribution, [...requested], (r) => {
-    mergeInto(aggregators, r);
-    links.push(...r.links);
-  });
+  await forEachPart(deps, plan, attribution, [...requested], aggregators, (r) => links.push(...r.links));
   const affected = linkedPeriods(requested, links);
   const extra = [...affected].filter((p) => !requested.has(p));
   if (extra.length > 0) {
@@ -301,7 +298,7 @@ export async function aggregatePeriods(
       const st = await ledger.getPeriod(p);
       states.set(p, { version: st?.dirtyVersion, fileIds: st?.fileIds ?? [] });
     }
-    await forEachPart(deps, plan, attribution, extra, (r) => mergeInto(aggregators, r));
+    await forEachPart(deps, plan, attribution, extra, aggregators, () => undefined);
   }
 
   const published: PublishedReport[] = [];
@@ -453,12 +450,16 @@ export async function aggregatePeriods(
   return published;
 }
 
-/** Runs every part for `periods` (in process, or fanned out when the run is big enough), in part order or as they finish. */
+/**
+ * Runs every part for `periods` into `aggregators` (in process, or fanned out when the run is big enough,
+ * merging each part's aggregates as it finishes); `onResult` sees each part's result (links, counts).
+ */
 async function forEachPart(
   deps: AggregateDeps & { renewLock?: () => Promise<void> },
   plan: AggregationPlan,
   attribution: AttributionIndex,
   periods: readonly string[],
+  aggregators: Map<string, PeriodAggregator>,
   onResult: (r: PartResult) => void,
 ): Promise<void> {
   const { fanout, log } = deps;
@@ -479,7 +480,7 @@ async function forEachPart(
     const wanted = new Set(periods);
     for (const part of parts) {
       await deps.renewLock?.();
-      report(await aggregatePart(deps.objects, plan, attribution, part, wanted));
+      report(await aggregatePart(deps.objects, plan, attribution, part, wanted, aggregators));
     }
     return;
   }
@@ -490,7 +491,9 @@ async function forEachPart(
     const worker = async () => {
       for (let part = queue.shift(); part !== undefined; part = queue.shift()) {
         try {
-          report(await session.run(part, periods));
+          const r = await session.run(part, periods);
+          mergeInto(aggregators, r);
+          report(r);
           await deps.renewLock?.();
         } catch (e) {
           queue.length = 0; // no new parts once one failed: the whole run fails and is retried

@@ -1,6 +1,6 @@
 /**
  * The group report of one period (DESIGN.md "Report contract v1"), computed from the newest version of
- * each staged row, attributed to groups by membership history, summed exactly (bigint thousandths).
+ * each staged row, attributed to groups by membership history, summed exactly (integer thousandths).
  * Pure and additive: rows come in part by part (key-hash partitions, lib/aggregate-parts.ts), and the
  * aggregates of disjoint parts merge (merge, toState/fromState), so parts can run anywhere.
  */
@@ -118,6 +118,48 @@ const REVERSED = new Set([
 const RETURNED = new Set(["return", "return_historical"]);
 const MEMBER_REDEMPTION = new Set(["redemption", "redeemed"]);
 
+const LIMIT = 2 ** 52;
+
+/**
+ * An exact sum of integer thousandths: a float accumulator that stays within 2^52 (so every addition of
+ * a value within 2^52 is exact), spilled into a bigint when it would leave that range. As exact as a
+ * bigint sum, without a bigint per row on the hot path.
+ */
+class Sum {
+  private big = 0n;
+  private n = 0;
+  add(v: number | bigint): void {
+    if (typeof v === "bigint") {
+      this.big += v;
+      return;
+    }
+    const n = this.n + v;
+    if (n > LIMIT || n < -LIMIT) {
+      this.big += BigInt(this.n) + BigInt(v);
+      this.n = 0;
+    } else this.n = n;
+  }
+  addSum(o: Sum): void {
+    this.big += o.big;
+    this.add(o.n);
+  }
+  value(): bigint {
+    return this.big + BigInt(this.n);
+  }
+  static of(v: bigint): Sum {
+    const s = new Sum();
+    s.big = v;
+    return s;
+  }
+}
+
+/** A staged integer-thousandths cell: a number when it is within 2^52, else a bigint; "" is 0. */
+function thousandths(s: string | undefined): number | bigint {
+  if (s === undefined || s === "") return 0;
+  const v = Number(s);
+  return Number.isInteger(v) && v <= LIMIT && v >= -LIMIT ? v : BigInt(s);
+}
+
 const SUMS = [
   "awarded",
   "groupTxn",
@@ -131,34 +173,34 @@ const SUMS = [
 const COUNTS = ["walletCount", "memberCount", "rewardCount"] as const;
 
 class GroupAcc {
-  awarded = 0n;
-  groupTxn = 0n;
-  redeemed = 0n;
-  expired = 0n;
-  returned = 0n;
-  reversed = 0n;
+  readonly awarded = new Sum();
+  readonly groupTxn = new Sum();
+  readonly redeemed = new Sum();
+  readonly expired = new Sum();
+  readonly returned = new Sum();
+  readonly reversed = new Sum();
   walletCount = 0;
-  walletSum = 0n;
+  readonly walletSum = new Sum();
   memberCount = 0;
-  memberSum = 0n;
+  readonly memberSum = new Sum();
   rewardCount = 0;
   /** per user with any Points or Redemption Summary row here (members_active_in_period): [awarded, redeemed] */
-  readonly perUser = new Map<string, [bigint, bigint]>();
-  user(u: string): [bigint, bigint] {
+  readonly perUser = new Map<string, [Sum, Sum]>();
+  user(u: string): [Sum, Sum] {
     let v = this.perUser.get(u);
     if (!v) {
-      v = [0n, 0n];
+      v = [new Sum(), new Sum()];
       this.perUser.set(u, v);
     }
     return v;
   }
   merge(o: GroupAcc): void {
-    for (const k of SUMS) this[k] += o[k];
+    for (const k of SUMS) this[k].addSum(o[k]);
     for (const k of COUNTS) this[k] += o[k];
     for (const [u, [aw, red]] of o.perUser) {
       const pu = this.user(u);
-      pu[0] += aw;
-      pu[1] += red;
+      pu[0].addSum(aw);
+      pu[1].addSum(red);
     }
   }
 }
@@ -176,11 +218,17 @@ export interface PeriodState {
 
 const big = (s: string | undefined): bigint => (s === undefined || s === "" ? 0n : BigInt(s));
 
+interface Unattributed {
+  rows: number;
+  awarded: Sum;
+  redeemed: Sum;
+}
+
 export class PeriodAggregator {
   private readonly groups = new Map<string, GroupAcc>();
-  private readonly unattributed = new Map<string, { rows: number; awarded: bigint; redeemed: bigint }>();
+  private readonly unattributed = new Map<string, Unattributed>();
   /** Group-wallet redemptions (attributed to a group) per event date: count and points. */
-  private readonly walletDays = new Map<string, { count: number; points: bigint }>();
+  private readonly walletDays = new Map<string, { count: number; points: Sum }>();
 
   constructor(
     readonly period: string,
@@ -199,7 +247,7 @@ export class PeriodAggregator {
   private unattr(userId: string) {
     let u = this.unattributed.get(userId);
     if (!u) {
-      u = { rows: 0, awarded: 0n, redeemed: 0n };
+      u = { rows: 0, awarded: new Sum(), redeemed: new Sum() };
       this.unattributed.set(userId, u);
     }
     return u;
@@ -212,15 +260,10 @@ export class PeriodAggregator {
     for (const [u, x] of o.unattributed) {
       const t = this.unattr(u);
       t.rows += x.rows;
-      t.awarded += x.awarded;
-      t.redeemed += x.redeemed;
+      t.awarded.addSum(x.awarded);
+      t.redeemed.addSum(x.redeemed);
     }
-    for (const [d, x] of o.walletDays) {
-      const t = this.walletDays.get(d) ?? { count: 0, points: 0n };
-      t.count += x.count;
-      t.points += x.points;
-      this.walletDays.set(d, t);
-    }
+    for (const [d, x] of o.walletDays) this.walletDay(d, x.count, x.points);
   }
 
   toState(): PeriodState {
@@ -228,17 +271,17 @@ export class PeriodAggregator {
       period: this.period,
       groups: [...this.groups].map(([id, a]) => ({
         id,
-        sums: SUMS.map((k) => a[k].toString()),
+        sums: SUMS.map((k) => a[k].value().toString()),
         counts: COUNTS.map((k) => a[k]),
-        users: [...a.perUser].map(([u, [aw, red]]) => [u, aw.toString(), red.toString()]),
+        users: [...a.perUser].map(([u, [aw, red]]) => [u, aw.value().toString(), red.value().toString()]),
       })),
       unattributed: [...this.unattributed].map(([u, x]) => [
         u,
         x.rows,
-        x.awarded.toString(),
-        x.redeemed.toString(),
+        x.awarded.value().toString(),
+        x.redeemed.value().toString(),
       ]),
-      walletDays: [...this.walletDays].map(([d, x]) => [d, x.count, x.points.toString()]),
+      walletDays: [...this.walletDays].map(([d, x]) => [d, x.count, x.points.value().toString()]),
     };
   }
 
@@ -246,13 +289,13 @@ export class PeriodAggregator {
     const agg = new PeriodAggregator(state.period, attribution);
     for (const g of state.groups) {
       const a = agg.acc(g.id);
-      for (const [i, k] of SUMS.entries()) a[k] = BigInt(g.sums[i] ?? "0");
+      for (const [i, k] of SUMS.entries()) a[k].add(BigInt(g.sums[i] ?? "0"));
       for (const [i, k] of COUNTS.entries()) a[k] = g.counts[i] ?? 0;
-      for (const [u, aw, red] of g.users) a.perUser.set(u, [BigInt(aw), BigInt(red)]);
+      for (const [u, aw, red] of g.users) a.perUser.set(u, [Sum.of(BigInt(aw)), Sum.of(BigInt(red))]);
     }
     for (const [u, rows, aw, red] of state.unattributed)
-      agg.unattributed.set(u, { rows, awarded: BigInt(aw), redeemed: BigInt(red) });
-    for (const [d, count, pts] of state.walletDays) agg.walletDays.set(d, { count, points: BigInt(pts) });
+      agg.unattributed.set(u, { rows, awarded: Sum.of(BigInt(aw)), redeemed: Sum.of(BigInt(red)) });
+    for (const [d, count, pts] of state.walletDays) agg.walletDay(d, count, Sum.of(BigInt(pts)));
     return agg;
   }
 
@@ -260,27 +303,37 @@ export class PeriodAggregator {
   addPoints(r: readonly string[]): void {
     const [, userId = "", date = "", alloc, ded, dtype = "", ename = ""] = r;
     if (date.slice(0, 7) !== this.period) return;
-    const allocated = big(alloc);
-    const deducted = big(ded);
-    const redeemed = dtype === "redeemed" ? deducted : 0n;
+    const allocated = thousandths(alloc);
+    const deducted = thousandths(ded);
     const g = this.attribution.groupOf(userId, date);
     if (g === null) {
       const u = this.unattr(userId);
       u.rows++;
-      u.awarded += allocated;
-      u.redeemed += redeemed;
+      u.awarded.add(allocated);
+      if (dtype === "redeemed") u.redeemed.add(deducted);
       return;
     }
     const a = this.acc(g);
-    a.awarded += allocated;
-    if (ename === "grouptransactionadd") a.groupTxn += allocated;
-    if (dtype === "redeemed") a.redeemed += deducted;
-    else if (dtype === "expired") a.expired += deducted;
-    else if (RETURNED.has(dtype)) a.returned += deducted;
-    else if (REVERSED.has(dtype)) a.reversed += deducted;
+    a.awarded.add(allocated);
+    if (ename === "grouptransactionadd") a.groupTxn.add(allocated);
+    if (dtype === "redeemed") a.redeemed.add(deducted);
+    else if (dtype === "expired") a.expired.add(deducted);
+    else if (RETURNED.has(dtype)) a.returned.add(deducted);
+    else if (REVERSED.has(dtype)) a.reversed.add(deducted);
     const pu = a.user(userId);
-    pu[0] += allocated;
-    pu[1] += redeemed;
+    pu[0].add(allocated);
+    if (dtype === "redeemed") pu[1].add(deducted);
+  }
+
+  private walletDay(date: string, count: number, points: Sum | number | bigint): void {
+    let d = this.walletDays.get(date);
+    if (!d) {
+      d = { count: 0, points: new Sum() };
+      this.walletDays.set(date, d);
+    }
+    d.count += count;
+    if (points instanceof Sum) d.points.addSum(points);
+    else d.points.add(points);
   }
 
   /** Redemption Summary row: event_id, user_id, event_date, points_redeemed, redemption_type, version. */
@@ -295,15 +348,13 @@ export class PeriodAggregator {
     const a = this.acc(g);
     a.user(userId);
     if (rtype === "group_redemption") {
+      const points = thousandths(pts);
       a.walletCount++;
-      a.walletSum += big(pts);
-      const d = this.walletDays.get(date) ?? { count: 0, points: 0n };
-      d.count++;
-      d.points += big(pts);
-      this.walletDays.set(date, d);
+      a.walletSum.add(points);
+      this.walletDay(date, 1, points);
     } else if (MEMBER_REDEMPTION.has(rtype)) {
       a.memberCount++;
-      a.memberSum += big(pts);
+      a.memberSum.add(thousandths(pts));
     }
   }
 
@@ -356,7 +407,8 @@ export class PeriodAggregator {
         add(during, m.groupId, m.userId);
     }
 
-    const dec = (on: boolean, v: bigint) => (on ? formatThousandths(v) : "");
+    const dec = (on: boolean, v: bigint | Sum) =>
+      on ? formatThousandths(v instanceof Sum ? v.value() : v) : "";
     const num = (on: boolean, v: number) => (on ? String(v) : "");
     const snap = (u: string, i: 1 | 2 | 3) => {
       const v = input.members.get(u)?.[i];
@@ -438,7 +490,7 @@ export class PeriodAggregator {
       }));
     const walletByDay: WalletDay[] = [...this.walletDays.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([date, d]) => ({ date, redemptions: d.count, points: formatThousandths(d.points) }));
+      .map(([date, d]) => ({ date, redemptions: d.count, points: formatThousandths(d.points.value()) }));
     return { groupSummary, groupMembers, unattributed, walletByDay };
   }
 }

@@ -479,3 +479,49 @@ describe("aggregates of key-hash parts merge into the aggregate of all rows (fan
     expect([...u.values()]).toEqual(["2026-11"]);
   });
 });
+
+describe("sums stay exact past 2^53 thousandths (invariant 4)", () => {
+  it("adds decimal(15,3) maxima and larger staged values exactly, any order, also through merge", () => {
+    const values = [
+      "999999999999999",
+      "999999999999999",
+      "-999999999999999",
+      "4503599627370497", // just above 2^52
+      "123456789012345678901", // beyond any float
+      "1",
+      ...Array(20).fill("999999999999999"),
+    ];
+    const exact = values.reduce((t, v) => t + BigInt(v), 0n);
+    const ms = [m("9", "1")];
+    const index = buildAttributionIndex(ms, TZ);
+    const row = (v: string, i: number) => [
+      "",
+      "1",
+      `2026-10-${String((i % 28) + 1).padStart(2, "0")}`,
+      v,
+      "0",
+      "",
+      "",
+      "0",
+    ];
+    const whole = new PeriodAggregator("2026-10", index);
+    values.forEach((v, i) => whole.addPoints(row(v, i)));
+    const merged = new PeriodAggregator("2026-10", index);
+    for (const half of [values.slice(0, 7), values.slice(7)]) {
+      const p = new PeriodAggregator("2026-10", index);
+      half.forEach((v, i) => p.addPoints(row(v, i)));
+      merged.merge(PeriodAggregator.fromState(JSON.parse(JSON.stringify(p.toState())), index));
+    }
+    for (const agg of [whole, merged]) {
+      const r = agg.finish({
+        groups: [g("9")],
+        memberships: ms,
+        members: new Map(),
+        capabilities: ALL,
+        today: "2026-12-03",
+      });
+      expect(r.groupSummary[0]?.points_awarded).toBe(formatThousandths(exact));
+      expect(r.groupMembers[0]?.points_awarded).toBe(formatThousandths(exact));
+    }
+  });
+});
