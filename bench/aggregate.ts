@@ -6,6 +6,7 @@
  * Compare the peak with a 1 GB Lambda (1,024 MiB). Never asserted in tests.
  *
  *   npm run bench:aggregate -- [--rows 5000000] [--groups 50000] [--dir .bench-aggregate] [--heap 920]
+ *                              [--max-rows-per-pass 1000000]
  *
  * Measured here (2 shared cores, other jobs running): 150 s CPU, peak RSS 763 MiB with the heap limited
  * to 920 MiB. Before rows were packed and bodies rendered one at a time: 1,300 MiB (heap unlimited).
@@ -38,6 +39,8 @@ const { values: o } = parseArgs({
     dir: { type: "string", default: ".bench-aggregate" },
     // Old-space limit of the aggregating process, MiB: like a 1 GB Lambda function's (0 = Node's default).
     heap: { type: "string", default: "920" },
+    // Staged rows of a part held at once (lib/aggregate-parts.ts slices bigger parts): AGGREGATE_MAX_ROWS_PER_PASS.
+    "max-rows-per-pass": { type: "string", default: "1000000" },
     child: { type: "boolean", default: false },
   },
 });
@@ -279,6 +282,7 @@ async function child(): Promise<void> {
       reportsBucket: "reports",
       partitions: PARTS,
       calendar: new ZonedCalendar("UTC"),
+      maxRowsPerPass: Number(o["max-rows-per-pass"]),
     },
     now: () => new Date("2026-11-02T00:00:00Z"),
     log: {
@@ -338,6 +342,8 @@ async function main(): Promise<void> {
     String(groups),
     "--dir",
     dir,
+    "--max-rows-per-pass",
+    String(o["max-rows-per-pass"]),
   );
   const r = spawnSync(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
   if (r.status !== 0) {

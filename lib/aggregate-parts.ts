@@ -19,6 +19,7 @@ import { PeriodAggregator, type PeriodState, Upserter } from "./domain/aggregate
 import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
 import { versionColumn } from "./domain/normalize.ts";
+import { sliceOf } from "./domain/partition.ts";
 
 export const PART_DATASETS = ["points", "points_redemption_summary", "rewards"] as const;
 type PartDataset = (typeof PART_DATASETS)[number];
@@ -30,6 +31,8 @@ export const aggregationPlanSchema = z.object({
   stagingBucket: z.string().min(1),
   /** Parts of this run: the fewest any file was staged into (every file's count is a multiple of it). */
   parts: z.number().int().positive(),
+  /** A part with more staged rows of a dataset is upserted in several passes, each over a slice of its keys. */
+  maxRowsPerPass: z.number().int().positive(),
   timeZone: z.string().min(1),
   /** The newest committed version of each delivered file, with its staged Points/Redemption/reward objects. */
   files: z.array(
@@ -78,21 +81,25 @@ export async function aggregatePart(
   const missing: string[] = [];
   let rows = 0;
   for (const dataset of PART_DATASETS) {
-    const up = new Upserter<PackedRow>((kept, other) => {
-      const a = periodOf(kept);
-      const b = periodOf(other);
-      if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
-    });
     const versionIdx = versionColumn(dataset);
-    for (const f of plan.files) {
-      const deliveredAt = Date.parse(f.deliveredAt);
-      for (const s of f.staged) {
-        // A key in part p of n parts (hash % n = p) is in part p % m of m parts when m divides n.
-        if (s.dataset !== dataset || s.part % plan.parts !== part) continue;
+    // A key in part p of n parts (hash % n = p) is in part p % m of m parts when m divides n.
+    const inPart = plan.files.flatMap((f) =>
+      f.staged
+        .filter((s) => s.dataset === dataset && s.part % plan.parts === part)
+        .map((s) => ({ s, fileId: f.fileId, deliveredAt: Date.parse(f.deliveredAt) })),
+    );
+    const partRows = inPart.reduce((n, o) => n + o.s.rows, 0);
+    const slices = Math.max(1, Math.ceil(partRows / plan.maxRowsPerPass));
+    for (let slice = 0; slice < slices; slice++) {
+      const up = newUpserter();
+      for (const { s, fileId, deliveredAt } of inPart) {
+        if (slice > 0 && missing.includes(s.key)) continue;
         try {
-          await readStaged(objects, plan.stagingBucket, s.key, (row) =>
-            up.add(row[0] ?? "", Number(row[versionIdx] ?? 0), deliveredAt, f.fileId, packRow(dataset, row)),
-          );
+          await readStaged(objects, plan.stagingBucket, s.key, (row) => {
+            const key = row[0] ?? "";
+            if (slices > 1 && sliceOf(key, plan.parts, slices) !== slice) return;
+            up.add(key, Number(row[versionIdx] ?? 0), deliveredAt, fileId, packRow(dataset, row));
+          });
         } catch (e) {
           // A period being published needs every row; another period's object only could hold a newer
           // version of a moved row, and an expired one (stagingExpirationDays) is history let go.
@@ -100,8 +107,22 @@ export async function aggregatePart(
           missing.push(s.key);
         }
       }
+      rows += up.size;
+      addWinners(dataset, up);
     }
-    rows += up.size;
+  }
+  const links = [...linked].map((l) => l.split("|") as [string, string]);
+  return { part, aggregators, links, rows, missing };
+
+  function newUpserter(): Upserter<PackedRow> {
+    return new Upserter<PackedRow>((kept, other) => {
+      const a = periodOf(kept);
+      const b = periodOf(other);
+      if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
+    });
+  }
+
+  function addWinners(dataset: PartDataset, up: Upserter<PackedRow>): void {
     for (const packed of up.values()) {
       const row = unpackRow(packed);
       const p = (row[2] ?? "").slice(0, 7);
@@ -116,8 +137,6 @@ export async function aggregatePart(
       else agg.addReward(row);
     }
   }
-  const links = [...linked].map((l) => l.split("|") as [string, string]);
-  return { part, aggregators, links, rows, missing };
 }
 
 function stagedError(key: string, e: unknown): Error {

@@ -62,6 +62,8 @@ export interface AggregateSettings {
   calendar: ZonedCalendar;
   /** Superseded runs are deleted this many days after they were superseded. Default 30. */
   retentionDays?: number;
+  /** Upsert memory bound: a part with more staged rows (of one dataset) is read in several passes. Default 1,000,000. */
+  maxRowsPerPass?: number;
   /** Lease of the aggregation lock, renewed before each period. Default 960 s (Lambda's 900 s + margin). */
   lockTtlSeconds?: number;
 }
@@ -278,6 +280,7 @@ export async function aggregatePeriods(
       settings.partitions,
       ...files.flatMap((f) => f.staged.map((s) => s.parts ?? settings.partitions)),
     ]),
+    maxRowsPerPass: settings.maxRowsPerPass ?? 1_000_000,
     timeZone: settings.calendar.timeZone,
     files: files.map((f) => ({
       fileId: f.fileId,

@@ -66,6 +66,8 @@ export const storageSchema = z.object({
 export const reportsSchema = z.object({
   /** Superseded report runs are deleted this many days after a newer run replaced them. */
   REPORT_RETENTION_DAYS: positiveInt("REPORT_RETENTION_DAYS", 30),
+  /** The aggregation holds at most this many staged rows of a part at once (more: several passes over it). */
+  AGGREGATE_MAX_ROWS_PER_PASS: positiveInt("AGGREGATE_MAX_ROWS_PER_PASS", 1_000_000),
   /** SQS queue the ingest function signals after committing files (unset: the schedule alone). */
   AGGREGATE_QUEUE_URL: z.url({ error: "AGGREGATE_QUEUE_URL must be a URL" }).optional(),
 });

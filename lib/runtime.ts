@@ -74,6 +74,7 @@ export function createRuntime(env: NodeJS.ProcessEnv = process.env, clients?: Aw
         partitions: config.STAGING_PARTITIONS,
         calendar,
         retentionDays: config.REPORT_RETENTION_DAYS,
+        maxRowsPerPass: config.AGGREGATE_MAX_ROWS_PER_PASS,
       },
       ...(config.AGGREGATE_FANOUT === "lambda"
         ? {

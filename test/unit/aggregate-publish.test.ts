@@ -420,6 +420,26 @@ describe("the aggregation fanned out over Lambda gives the same reports (issue 7
     expect([...objects.store.keys()].filter((k) => k.includes(WORK_PREFIX))).toEqual([]);
   });
 
+  it("a part bigger than maxRowsPerPass is upserted in slices of its keys: the same reports", async () => {
+    const local = setup(ALL_FILES, 2);
+    await aggregatePeriods(local.deps, ["2026-10", "2026-11"]);
+    const sliced = setup(ALL_FILES, 2);
+    sliced.deps.settings.maxRowsPerPass = 1;
+    let reads = 0;
+    const get = sliced.deps.objects.get.bind(sliced.deps.objects);
+    sliced.deps.objects.get = (bucket, key) => {
+      if (key.startsWith("staging/")) reads++;
+      return get(bucket, key);
+    };
+    await aggregatePeriods(sliced.deps, ["2026-10", "2026-11"]);
+    const objectsPerRun = [...sliced.objects.store.keys()].filter((k) =>
+      k.startsWith("exports/staging/"),
+    ).length;
+    expect(reads).toBeGreaterThan(objectsPerRun); // each object read once per slice of its part
+    for (const period of ["2026-10", "2026-11"])
+      expect(await reports(sliced.objects, period)).toEqual(await reports(local.objects, period));
+  });
+
   it("a run smaller than the fan-out threshold stays in process", async () => {
     const { deps, objects } = setup(ALL_FILES, PARTS);
     const { lambda, mock } = fakeLambda(objects);
