@@ -66,7 +66,8 @@ export interface PartResult {
 
 /**
  * Upserts every staged row of `part` (all periods, newest version per key) and aggregates the winners
- * of the `wanted` periods. Memory: one part's distinct keys (packed), plus the wanted periods' sums.
+ * of the `wanted` periods. Memory: at most `plan.maxRowsPerPass` staged rows' keys (packed; a bigger part
+ * is read once per slice of its keys), plus the wanted periods' sums.
  */
 export async function aggregatePart(
   objects: Pick<S3Objects, "get">,
