@@ -15,11 +15,19 @@ import { stagedObjectSchema } from "./adapters/ledger-store.ts";
 import { membershipSchema } from "./adapters/membership-store.ts";
 import { isNotFound, type S3Objects } from "./adapters/s3-objects.ts";
 import { unpack } from "./adapters/unpack.ts";
-import { PeriodAggregator, type PeriodState, Upserter } from "./domain/aggregate.ts";
+import {
+  PeriodAggregator,
+  type PeriodState,
+  pointsKind,
+  redemptionKind,
+  rewardKind,
+  thousandths,
+} from "./domain/aggregate.ts";
 import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
 import { versionColumn } from "./domain/normalize.ts";
 import { sliceOf } from "./domain/partition.ts";
+import { StagedRows } from "./domain/upsert.ts";
 
 export const PART_DATASETS = ["points", "points_redemption_summary", "rewards"] as const;
 type PartDataset = (typeof PART_DATASETS)[number];
@@ -92,14 +100,28 @@ export async function aggregatePart(
     const partRows = inPart.reduce((n, o) => n + o.s.rows, 0);
     const slices = Math.max(1, Math.ceil(partRows / plan.maxRowsPerPass));
     for (let slice = 0; slice < slices; slice++) {
-      const up = newUpserter();
+      const table = new StagedRows((kept, other) => {
+        const a = kept.slice(0, 7);
+        const b = other.slice(0, 7);
+        if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
+      });
       for (const { s, fileId, deliveredAt } of inPart) {
         if (slice > 0 && missing.includes(s.key)) continue;
         try {
           await readStaged(objects, plan.stagingBucket, s.key, (row) => {
             const key = row[0] ?? "";
             if (slices > 1 && sliceOf(key, plan.parts, slices) !== slice) return;
-            up.add(key, Number(row[versionIdx] ?? 0), deliveredAt, fileId, packRow(dataset, row));
+            const version = Number(row[versionIdx] ?? 0);
+            const user = row[1] ?? "";
+            const date = row[2] ?? "";
+            if (dataset === "points") {
+              const kind = pointsKind(row[5] ?? "", row[6] ?? "");
+              const a = thousandths(row[3]);
+              table.add(key, version, deliveredAt, fileId, user, date, a, thousandths(row[4]), kind);
+            } else if (dataset === "points_redemption_summary") {
+              const kind = redemptionKind(row[4] ?? "");
+              table.add(key, version, deliveredAt, fileId, user, date, thousandths(row[3]), 0, kind);
+            } else table.add(key, version, deliveredAt, fileId, user, date, 0, 0, rewardKind(row[3] ?? ""));
           });
         } catch (e) {
           // A period being published needs every row; another period's object only could hold a newer
@@ -108,35 +130,34 @@ export async function aggregatePart(
           missing.push(s.key);
         }
       }
-      rows += up.size;
-      addWinners(dataset, up);
+      rows += table.size;
+      addWinners(dataset, table);
     }
   }
   const links = [...linked].map((l) => l.split("|") as [string, string]);
   return { part, aggregators, links, rows, missing };
 
-  function newUpserter(): Upserter<PackedRow> {
-    return new Upserter<PackedRow>((kept, other) => {
-      const a = periodOf(kept);
-      const b = periodOf(other);
-      if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
-    });
-  }
-
-  function addWinners(dataset: PartDataset, up: Upserter<PackedRow>): void {
-    for (const packed of up.values()) {
-      const row = unpackRow(packed);
-      const p = (row[2] ?? "").slice(0, 7);
-      if (!wanted.has(p)) continue;
+  function addWinners(dataset: PartDataset, table: StagedRows): void {
+    // The aggregate of each event date's period, if wanted (looked up once per distinct date).
+    const aggOf = table.dates.map((date) => {
+      const p = date.slice(0, 7);
+      if (!wanted.has(p)) return null;
       let agg = aggregators.get(p);
       if (!agg) {
         agg = new PeriodAggregator(p, attribution);
         aggregators.set(p, agg);
       }
-      if (dataset === "points") agg.addPoints(row);
-      else if (dataset === "points_redemption_summary") agg.addRedemption(row);
-      else agg.addReward(row);
-    }
+      return agg;
+    });
+    const dates = table.dates;
+    table.forEach((user, d, a, b, kind) => {
+      const agg = aggOf[d];
+      if (!agg) return;
+      const date = dates[d] as string;
+      if (dataset === "points") agg.points(user, date, a, b, kind);
+      else if (dataset === "points_redemption_summary") agg.redemption(user, date, a, kind);
+      else agg.reward(user, date, kind);
+    });
   }
 }
 
@@ -214,35 +235,6 @@ export function parsePartResult(json: unknown, attribution: AttributionIndex): P
     rows: r.rows,
     missing: r.missing,
   };
-}
-
-/**
- * A staged row as the upsert keeps it until the part is summed: the aggregated fields only, joined into
- * one string (a few dozen bytes instead of an array of strings: 5M rows a month must fit a 1 GB Lambda).
- * Points keep the event name only when it is GroupTransactionAdd. A row whose text holds the separator
- * stays an array.
- */
-type PackedRow = string | string[];
-const SEP = "\u001f";
-
-function packRow(dataset: PartDataset, row: string[]): PackedRow {
-  const kept = row.slice(0, row.length - 1); // the version (last column) is not needed once upserted
-  kept[0] = "";
-  if (dataset === "points" && kept[6] !== "grouptransactionadd") kept[6] = "";
-  const packed = kept.join(SEP);
-  return kept.some((v) => v.includes(SEP)) ? kept : packed;
-}
-
-function unpackRow(p: PackedRow): string[] {
-  return typeof p === "string" ? p.split(SEP) : p;
-}
-
-/** The month of a packed row's event date (third field). */
-function periodOf(p: PackedRow): string {
-  if (typeof p !== "string") return (p[2] ?? "").slice(0, 7);
-  const a = p.indexOf(SEP);
-  const b = p.indexOf(SEP, a + 1);
-  return p.slice(b + 1, b + 8);
 }
 
 /** Streams one staged object (gzip CSV with a header) row by row. */

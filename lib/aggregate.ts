@@ -28,7 +28,6 @@ import {
   type GroupSummaryRow,
   PeriodAggregator,
   UNATTRIBUTED_COLUMNS,
-  Upserter,
 } from "./domain/aggregate.ts";
 import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import type { ZonedCalendar } from "./domain/dates.ts";
@@ -36,6 +35,7 @@ import { type MonthTotals, renderHtmlReport, sumDecimals } from "./domain/html-r
 import type { GroupMeta, Membership } from "./domain/membership.ts";
 import { versionColumn } from "./domain/normalize.ts";
 import { renderCsv, renderJson } from "./domain/report.ts";
+import { Upserter } from "./domain/upsert.ts";
 import type { Log } from "./logger.ts";
 
 export interface MembershipReader {

@@ -9,36 +9,6 @@ import { lastDayOf } from "./dates.ts";
 import { formatThousandths, parseThousandths } from "./decimal.ts";
 import type { GroupMeta, Membership } from "./membership.ts";
 
-/**
- * Keeps the newest version of each key: row version, then delivery time, then file id (deterministic).
- * `onSameKey` sees every further version of a key next to the one kept so far (for cross-period links).
- */
-export class Upserter<T = string[]> {
-  private readonly rows = new Map<
-    string,
-    { version: number; deliveredAt: number; fileId: string; values: T }
-  >();
-  constructor(private readonly onSameKey?: (kept: T, other: T) => void) {}
-  add(key: string, version: number, deliveredAt: number, fileId: string, values: T): void {
-    const cur = this.rows.get(key);
-    if (cur !== undefined) this.onSameKey?.(cur.values, values);
-    if (
-      cur === undefined ||
-      version > cur.version ||
-      (version === cur.version &&
-        (deliveredAt > cur.deliveredAt || (deliveredAt === cur.deliveredAt && fileId > cur.fileId)))
-    ) {
-      this.rows.set(key, { version, deliveredAt, fileId, values });
-    }
-  }
-  *values(): IterableIterator<T> {
-    for (const r of this.rows.values()) yield r.values;
-  }
-  get size(): number {
-    return this.rows.size;
-  }
-}
-
 /** Which figures the delivered exports can supply at all (else the figure is empty, never 0). */
 export interface Capabilities {
   points: boolean;
@@ -118,6 +88,43 @@ const REVERSED = new Set([
 const RETURNED = new Set(["return", "return_historical"]);
 const MEMBER_REDEMPTION = new Set(["redemption", "redeemed"]);
 
+/*
+ * A row's kind: what of its text the sums need, as a small number (so an upsert can keep rows as
+ * numbers, lib/domain/upsert.ts StagedRows). Points: the deduction category, plus GROUP_TXN.
+ */
+const DEDUCTION = 7;
+const REDEEMED = 1;
+const EXPIRED = 2;
+const RETURNED_KIND = 3;
+const REVERSED_KIND = 4;
+const GROUP_TXN = 8;
+const GROUP_REDEMPTION = 1;
+const MEMBER_REDEMPTION_KIND = 2;
+const GROUP_REWARD = 1;
+
+export function pointsKind(deductionType: string, eventName: string): number {
+  const d =
+    deductionType === "redeemed"
+      ? REDEEMED
+      : deductionType === "expired"
+        ? EXPIRED
+        : RETURNED.has(deductionType)
+          ? RETURNED_KIND
+          : REVERSED.has(deductionType)
+            ? REVERSED_KIND
+            : 0;
+  return eventName === "grouptransactionadd" ? d | GROUP_TXN : d;
+}
+
+export function redemptionKind(redemptionType: string): number {
+  if (redemptionType === "group_redemption") return GROUP_REDEMPTION;
+  return MEMBER_REDEMPTION.has(redemptionType) ? MEMBER_REDEMPTION_KIND : 0;
+}
+
+export function rewardKind(groupFlag: string): number {
+  return groupFlag === "1" ? GROUP_REWARD : 0;
+}
+
 const LIMIT = 2 ** 52;
 
 /**
@@ -154,7 +161,7 @@ class Sum {
 }
 
 /** A staged integer-thousandths cell: a number when it is within 2^52, else a bigint; "" is 0. */
-function thousandths(s: string | undefined): number | bigint {
+export function thousandths(s: string | undefined): number | bigint {
   if (s === undefined || s === "") return 0;
   const v = Number(s);
   return Number.isInteger(v) && v <= LIMIT && v >= -LIMIT ? v : BigInt(s);
@@ -186,12 +193,17 @@ class GroupAcc {
   rewardCount = 0;
   /** per user with any Points or Redemption Summary row here (members_active_in_period): [awarded, redeemed] */
   readonly perUser = new Map<string, [Sum, Sum]>();
+  private lastUser: string | undefined;
+  private lastSums: [Sum, Sum] | undefined;
   user(u: string): [Sum, Sum] {
+    if (u === this.lastUser && this.lastSums) return this.lastSums;
     let v = this.perUser.get(u);
     if (!v) {
       v = [new Sum(), new Sum()];
       this.perUser.set(u, v);
     }
+    this.lastUser = u;
+    this.lastSums = v;
     return v;
   }
   merge(o: GroupAcc): void {
@@ -235,12 +247,17 @@ export class PeriodAggregator {
     private readonly attribution: AttributionIndex,
   ) {}
 
+  /** The last group looked up (rows come grouped by user, so mostly by group). */
+  private last: { id: string; acc: GroupAcc } | undefined;
+
   private acc(groupId: string): GroupAcc {
+    if (this.last?.id === groupId) return this.last.acc;
     let a = this.groups.get(groupId);
     if (!a) {
       a = new GroupAcc();
       this.groups.set(groupId, a);
     }
+    this.last = { id: groupId, acc: a };
     return a;
   }
 
@@ -303,26 +320,36 @@ export class PeriodAggregator {
   addPoints(r: readonly string[]): void {
     const [, userId = "", date = "", alloc, ded, dtype = "", ename = ""] = r;
     if (date.slice(0, 7) !== this.period) return;
-    const allocated = thousandths(alloc);
-    const deducted = thousandths(ded);
+    this.points(userId, date, thousandths(alloc), thousandths(ded), pointsKind(dtype, ename));
+  }
+
+  /** A Points row of this period by its facts (`kind` from pointsKind). */
+  points(
+    userId: string,
+    date: string,
+    allocated: number | bigint,
+    deducted: number | bigint,
+    kind: number,
+  ): void {
+    const deduction = kind & DEDUCTION;
     const g = this.attribution.groupOf(userId, date);
     if (g === null) {
       const u = this.unattr(userId);
       u.rows++;
       u.awarded.add(allocated);
-      if (dtype === "redeemed") u.redeemed.add(deducted);
+      if (deduction === REDEEMED) u.redeemed.add(deducted);
       return;
     }
     const a = this.acc(g);
     a.awarded.add(allocated);
-    if (ename === "grouptransactionadd") a.groupTxn.add(allocated);
-    if (dtype === "redeemed") a.redeemed.add(deducted);
-    else if (dtype === "expired") a.expired.add(deducted);
-    else if (RETURNED.has(dtype)) a.returned.add(deducted);
-    else if (REVERSED.has(dtype)) a.reversed.add(deducted);
+    if (kind & GROUP_TXN) a.groupTxn.add(allocated);
+    if (deduction === REDEEMED) a.redeemed.add(deducted);
+    else if (deduction === EXPIRED) a.expired.add(deducted);
+    else if (deduction === RETURNED_KIND) a.returned.add(deducted);
+    else if (deduction === REVERSED_KIND) a.reversed.add(deducted);
     const pu = a.user(userId);
     pu[0].add(allocated);
-    if (dtype === "redeemed") pu[1].add(deducted);
+    if (deduction === REDEEMED) pu[1].add(deducted);
   }
 
   private walletDay(date: string, count: number, points: Sum | number | bigint): void {
@@ -340,6 +367,11 @@ export class PeriodAggregator {
   addRedemption(r: readonly string[]): void {
     const [, userId = "", date = "", pts, rtype = ""] = r;
     if (date.slice(0, 7) !== this.period) return;
+    this.redemption(userId, date, thousandths(pts), redemptionKind(rtype));
+  }
+
+  /** A Redemption Summary row of this period by its facts (`kind` from redemptionKind). */
+  redemption(userId: string, date: string, points: number | bigint, kind: number): void {
     const g = this.attribution.groupOf(userId, date);
     if (g === null) {
       this.unattr(userId).rows++;
@@ -347,21 +379,26 @@ export class PeriodAggregator {
     }
     const a = this.acc(g);
     a.user(userId);
-    if (rtype === "group_redemption") {
-      const points = thousandths(pts);
+    if (kind === GROUP_REDEMPTION) {
       a.walletCount++;
       a.walletSum.add(points);
       this.walletDay(date, 1, points);
-    } else if (MEMBER_REDEMPTION.has(rtype)) {
+    } else if (kind === MEMBER_REDEMPTION_KIND) {
       a.memberCount++;
-      a.memberSum.add(thousandths(pts));
+      a.memberSum.add(points);
     }
   }
 
   /** Reward row: reward_id, user_id, event_date, group_flag, version. */
   addReward(r: readonly string[]): void {
-    const [, userId = "", date = "", flag] = r;
-    if (date.slice(0, 7) !== this.period || flag !== "1") return;
+    const [, userId = "", date = "", flag = ""] = r;
+    if (date.slice(0, 7) !== this.period) return;
+    this.reward(userId, date, rewardKind(flag));
+  }
+
+  /** A reward row of this period by its facts (`kind` from rewardKind). */
+  reward(userId: string, date: string, kind: number): void {
+    if (kind !== GROUP_REWARD) return;
     const g = this.attribution.groupOf(userId, date);
     if (g !== null) this.acc(g).rewardCount++;
   }

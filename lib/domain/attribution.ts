@@ -107,13 +107,31 @@ function intervalsOf(m: Membership, dateOf: DateOf): Interval[] {
 
 /** Numeric order of decimal id strings (as BigInt would), then text order for ties such as "09" vs "9". */
 export function compareGroupIds(a: string, b: string): number {
-  const digits = /^\d+$/;
-  if (digits.test(a) && digits.test(b)) {
-    const x = BigInt(a);
-    const y = BigInt(b);
-    if (x !== y) return x < y ? -1 : 1;
+  const za = significantFrom(a);
+  const zb = significantFrom(b);
+  if (za >= 0 && zb >= 0) {
+    // Digits only: more significant digits is larger; as many, text order is numeric order.
+    const la = a.length - za;
+    const lb = b.length - zb;
+    if (la !== lb) return la < lb ? -1 : 1;
+    for (let i = 0; i < la; i++) {
+      const d = a.charCodeAt(za + i) - b.charCodeAt(zb + i);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    }
   }
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Index of the first significant digit of a digit string (its length when all zeros); -1 if not digits. */
+function significantFrom(s: string): number {
+  if (s.length === 0) return -1;
+  let first = -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    if (first < 0 && c !== 48) first = i;
+  }
+  return first < 0 ? s.length : first;
 }
 
 /** Priority order: default group first, then numerically smallest id. The first covering interval wins. */
@@ -167,12 +185,23 @@ export function buildAttributionIndex(memberships: Iterable<Membership>, timeZon
     else perUser.set(m.userId, intervals);
   }
   for (const list of perUser.values()) list.sort(byPriority);
+  let lastUser: string | undefined;
+  let lastList: Interval[] | undefined;
+  /** Dates already checked (a period has a few dozen). */
+  const checked = new Set<string>();
   return {
     users: perUser.size,
     groupOf(userId: string, date: string): string | null {
-      assertDate(date);
-      const list = perUser.get(userId);
-      return list ? pick(list, date) : null;
+      if (!checked.has(date)) {
+        assertDate(date);
+        if (checked.size < 4096) checked.add(date);
+      }
+      // Rows come grouped by user (lib/domain/upsert.ts): the last user's list is the likely one.
+      if (userId !== lastUser) {
+        lastUser = userId;
+        lastList = perUser.get(userId);
+      }
+      return lastList ? pick(lastList, date) : null;
     },
     groupsDuring(userId: string, from: string, to: string): string[] {
       assertDate(from);

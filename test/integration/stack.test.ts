@@ -394,7 +394,6 @@ describe("provision", () => {
 
 describe("startStack", () => {
   it("starts everything on 127.0.0.1, dispatches events and stops without leaving java behind", async () => {
-    const t0 = Date.now();
     const credentials = {
       oauth: { key: "stack-key", secret: "stack-secret" },
       basic: { username: "stack-user", password: "stack-pass" },

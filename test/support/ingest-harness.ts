@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { LocalObjects, MemoryLedger } from "../../lib/adapters/local-ports.ts";
 import { currentFiles } from "../../lib/aggregate.ts";
-import { Upserter } from "../../lib/domain/aggregate.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
 import { splitCsvLine, versionColumn } from "../../lib/domain/normalize.ts";
+import { Upserter } from "../../lib/domain/upsert.ts";
 import {
   type DeliveredObject,
   type IngestDeps,

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type Capabilities, PeriodAggregator, Upserter } from "../../lib/domain/aggregate.ts";
+import { type Capabilities, PeriodAggregator } from "../../lib/domain/aggregate.ts";
 import { buildAttributionIndex } from "../../lib/domain/attribution.ts";
 import { formatThousandths, parseThousandths } from "../../lib/domain/decimal.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { renderCsv, safeCell } from "../../lib/domain/report.ts";
+import { Upserter } from "../../lib/domain/upsert.ts";
 
 const TZ = "UTC";
 const ALL: Capabilities = {
@@ -505,11 +506,15 @@ describe("sums stay exact past 2^53 thousandths (invariant 4)", () => {
       "0",
     ];
     const whole = new PeriodAggregator("2026-10", index);
-    values.forEach((v, i) => whole.addPoints(row(v, i)));
+    values.forEach((v, i) => {
+      whole.addPoints(row(v, i));
+    });
     const merged = new PeriodAggregator("2026-10", index);
     for (const half of [values.slice(0, 7), values.slice(7)]) {
       const p = new PeriodAggregator("2026-10", index);
-      half.forEach((v, i) => p.addPoints(row(v, i)));
+      half.forEach((v, i) => {
+        p.addPoints(row(v, i));
+      });
       merged.merge(PeriodAggregator.fromState(JSON.parse(JSON.stringify(p.toState())), index));
     }
     for (const agg of [whole, merged]) {

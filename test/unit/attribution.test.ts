@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildAttributionIndex, calendarDateIn, groupOfMemberOn } from "../../lib/domain/attribution.ts";
+import {
+  buildAttributionIndex,
+  calendarDateIn,
+  compareGroupIds,
+  groupOfMemberOn,
+} from "../../lib/domain/attribution.ts";
 import type { Membership } from "../../lib/domain/membership.ts";
 
 function ms(groupId: string, extra: Partial<Membership> = {}): Membership {
@@ -340,5 +345,39 @@ describe("groupsDuring: the groups a user is attributed to on some date of a ran
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("compareGroupIds: numeric order of decimal ids, then text order", () => {
+  /** The rule as written: BigInt order for two digit strings, text order otherwise and for ties. */
+  const reference = (a: string, b: string): number => {
+    if (/^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) !== BigInt(b)) return BigInt(a) < BigInt(b) ? -1 : 1;
+    return a < b ? -1 : a > b ? 1 : 0;
+  };
+
+  it("orders ids as the reference does: leading zeros, 19+ digits, ties, non-digits, empty", () => {
+    const ids = [
+      "",
+      "0",
+      "00",
+      "9",
+      "09",
+      "10",
+      "010",
+      "99",
+      "100",
+      "9223372036854775807",
+      "9223372036854775808",
+      "09223372036854775808",
+      "12345678901234567890",
+      "1a",
+      "a",
+      "-1",
+      " 1",
+    ];
+    for (const a of ids)
+      for (const b of ids) expect(Math.sign(compareGroupIds(a, b)), `${a} vs ${b}`).toBe(reference(a, b));
+    const id = fc.oneof(fc.stringMatching(/^0{0,2}\d{1,22}$/), fc.string({ maxLength: 4 }));
+    fc.assert(fc.property(id, id, (a, b) => Math.sign(compareGroupIds(a, b)) === reference(a, b)));
   });
 });

@@ -1,0 +1,173 @@
+/**
+ * The upsert of staged rows (DESIGN.md invariant 2): of every version of a key, the newest wins: the
+ * higher row version, then the later delivery, then the larger file id (deterministic).
+ */
+
+/** Whether version (v, at, file) replaces the kept one (kv, kat, kfile). */
+export function isNewer(
+  v: number,
+  at: number,
+  file: string,
+  kv: number,
+  kat: number,
+  kfile: string,
+): boolean {
+  return v > kv || (v === kv && (at > kat || (at === kat && file > kfile)));
+}
+
+/**
+ * Keeps the newest version of each key with any value. `onSameKey` sees every further version of a key
+ * next to the one kept so far.
+ */
+export class Upserter<T = string[]> {
+  private readonly rows = new Map<
+    string,
+    { version: number; deliveredAt: number; fileId: string; values: T }
+  >();
+  constructor(private readonly onSameKey?: (kept: T, other: T) => void) {}
+  add(key: string, version: number, deliveredAt: number, fileId: string, values: T): void {
+    const cur = this.rows.get(key);
+    if (cur !== undefined) this.onSameKey?.(cur.values, values);
+    if (
+      cur === undefined ||
+      isNewer(version, deliveredAt, fileId, cur.version, cur.deliveredAt, cur.fileId)
+    ) {
+      this.rows.set(key, { version, deliveredAt, fileId, values });
+    }
+  }
+  *values(): IterableIterator<T> {
+    for (const r of this.rows.values()) yield r.values;
+  }
+  get size(): number {
+    return this.rows.size;
+  }
+}
+
+const LIMIT = 2 ** 52;
+
+/**
+ * The upsert of the rows the aggregation sums, kept as columns of numbers: per key a user, an event date
+ * (both interned: one string per distinct value), two integer-thousandths amounts and a kind code
+ * (PeriodAggregator's row facts). No object or string per row but the key: a million rows are a few
+ * dozen MB and little work for the garbage collector. An amount beyond 2^52 is kept exactly, aside.
+ */
+export class StagedRows {
+  private readonly slot = new Map<string, number>();
+  private readonly version: number[] = [];
+  private readonly deliveredAt: number[] = [];
+  private readonly fileId: string[] = [];
+  private readonly userIdx: number[] = [];
+  private readonly dateIdx: number[] = [];
+  private readonly a: number[] = [];
+  private readonly b: number[] = [];
+  private readonly kind: number[] = [];
+  /** Amounts beyond 2^52 by 2 * slot (+1 for b); their column holds NaN. */
+  private readonly big = new Map<number, bigint>();
+  private readonly userOf = new Map<string, number>();
+  private readonly dateOf = new Map<string, number>();
+  /** The distinct users and event dates, in order of first appearance. */
+  readonly users: string[] = [];
+  readonly dates: string[] = [];
+
+  /** `onSameKey` sees the event date kept so far and that of every further version of a key. */
+  constructor(private readonly onSameKey?: (keptDate: string, otherDate: string) => void) {}
+
+  get size(): number {
+    return this.slot.size;
+  }
+
+  add(
+    key: string,
+    version: number,
+    deliveredAt: number,
+    fileId: string,
+    user: string,
+    date: string,
+    a: number | bigint,
+    b: number | bigint,
+    kind: number,
+  ): void {
+    let s = this.slot.get(key);
+    if (s === undefined) {
+      s = this.version.length;
+      this.slot.set(key, s);
+    } else {
+      this.onSameKey?.(this.dates[this.dateIdx[s] as number] as string, date);
+      if (
+        !isNewer(
+          version,
+          deliveredAt,
+          fileId,
+          this.version[s] as number,
+          this.deliveredAt[s] as number,
+          this.fileId[s] as string,
+        )
+      )
+        return;
+    }
+    this.version[s] = version;
+    this.deliveredAt[s] = deliveredAt;
+    this.fileId[s] = fileId;
+    this.userIdx[s] = this.intern(this.userOf, this.users, user);
+    this.dateIdx[s] = this.intern(this.dateOf, this.dates, date);
+    this.a[s] = this.amount(2 * s, a);
+    this.b[s] = this.amount(2 * s + 1, b);
+    this.kind[s] = kind;
+  }
+
+  /**
+   * Every kept row: its user, the index of its event date in `dates`, amounts and kind; the rows of one
+   * user one after another (so per-user lookups downstream hit their last entry).
+   */
+  forEach(
+    fn: (user: string, dateIdx: number, a: number | bigint, b: number | bigint, kind: number) => void,
+  ): void {
+    const n = this.version.length;
+    // A counting sort of the slots by user.
+    const start = new Int32Array(this.users.length + 1);
+    for (let s = 0; s < n; s++) {
+      const u = (this.userIdx[s] as number) + 1;
+      start[u] = (start[u] as number) + 1;
+    }
+    for (let u = 1; u < start.length; u++) start[u] = (start[u] as number) + (start[u - 1] as number);
+    const order = new Int32Array(n);
+    for (let s = 0; s < n; s++) {
+      const u = this.userIdx[s] as number;
+      const at = start[u] as number;
+      order[at] = s;
+      start[u] = at + 1;
+    }
+    const big = this.big.size > 0;
+    for (let i = 0; i < n; i++) {
+      const s = order[i] as number;
+      const a = this.a[s] as number;
+      const b = this.b[s] as number;
+      fn(
+        this.users[this.userIdx[s] as number] as string,
+        this.dateIdx[s] as number,
+        big && Number.isNaN(a) ? (this.big.get(2 * s) as bigint) : a,
+        big && Number.isNaN(b) ? (this.big.get(2 * s + 1) as bigint) : b,
+        this.kind[s] as number,
+      );
+    }
+  }
+
+  private intern(index: Map<string, number>, values: string[], v: string): number {
+    let i = index.get(v);
+    if (i === undefined) {
+      i = values.length;
+      values.push(v);
+      index.set(v, i);
+    }
+    return i;
+  }
+
+  private amount(at: number, v: number | bigint): number {
+    if (typeof v === "number" && v <= LIMIT && v >= -LIMIT) {
+      if (this.big.size > 0) this.big.delete(at);
+      return v;
+    }
+    this.big.set(at, BigInt(v));
+    return Number.NaN;
+  }
+}
