@@ -48,23 +48,28 @@ const LIMIT = 2 ** 52;
 /**
  * The upsert of the rows the aggregation sums, kept as columns of numbers: per key a user, an event date
  * (both interned: one string per distinct value), two integer-thousandths amounts and a kind code
- * (PeriodAggregator's row facts). No object or string per row but the key: a million rows are a few
- * dozen MB and little work for the garbage collector. An amount beyond 2^52 is kept exactly, aside.
+ * (PeriodAggregator's row facts). No object or string per row but the key: about 100 bytes a row with
+ * the key's map entry, and little work for the garbage collector. An amount beyond 2^52 is kept exactly,
+ * aside.
  */
 export class StagedRows {
   private readonly slot = new Map<string, number>();
-  private readonly version: number[] = [];
-  private readonly deliveredAt: number[] = [];
-  private readonly fileId: string[] = [];
-  private readonly userIdx: number[] = [];
-  private readonly dateIdx: number[] = [];
-  private readonly a: number[] = [];
-  private readonly b: number[] = [];
-  private readonly kind: number[] = [];
+  private version = new Float64Array(1024);
+  private deliveredAt = new Float64Array(1024);
+  private a = new Float64Array(1024);
+  private b = new Float64Array(1024);
+  private fileIdx = new Int32Array(1024);
+  private userIdx = new Int32Array(1024);
+  private dateIdx = new Int32Array(1024);
+  private kind = new Uint8Array(1024);
   /** Amounts beyond 2^52 by 2 * slot (+1 for b); their column holds NaN. */
   private readonly big = new Map<number, bigint>();
+  private readonly fileOf = new Map<string, number>();
   private readonly userOf = new Map<string, number>();
   private readonly dateOf = new Map<string, number>();
+  private readonly files: string[] = [];
+  private lastFile = "";
+  private lastFileIdx = -1;
   /** The distinct users and event dates, in order of first appearance. */
   readonly users: string[] = [];
   readonly dates: string[] = [];
@@ -89,27 +94,26 @@ export class StagedRows {
   ): void {
     let s = this.slot.get(key);
     if (s === undefined) {
-      s = this.version.length;
+      s = this.slot.size;
+      if (s === this.version.length) this.grow();
       this.slot.set(key, s);
     } else {
       this.onSameKey?.(this.dates[this.dateIdx[s] as number] as string, date);
+      const kept = this.files[this.fileIdx[s] as number] as string;
       if (
-        !isNewer(
-          version,
-          deliveredAt,
-          fileId,
-          this.version[s] as number,
-          this.deliveredAt[s] as number,
-          this.fileId[s] as string,
-        )
+        !isNewer(version, deliveredAt, fileId, this.version[s] as number, this.deliveredAt[s] as number, kept)
       )
         return;
     }
+    if (fileId !== this.lastFile || this.lastFileIdx < 0) {
+      this.lastFile = fileId;
+      this.lastFileIdx = intern(this.fileOf, this.files, fileId);
+    }
     this.version[s] = version;
     this.deliveredAt[s] = deliveredAt;
-    this.fileId[s] = fileId;
-    this.userIdx[s] = this.intern(this.userOf, this.users, user);
-    this.dateIdx[s] = this.intern(this.dateOf, this.dates, date);
+    this.fileIdx[s] = this.lastFileIdx;
+    this.userIdx[s] = intern(this.userOf, this.users, user);
+    this.dateIdx[s] = intern(this.dateOf, this.dates, date);
     this.a[s] = this.amount(2 * s, a);
     this.b[s] = this.amount(2 * s + 1, b);
     this.kind[s] = kind;
@@ -122,7 +126,7 @@ export class StagedRows {
   forEach(
     fn: (user: string, dateIdx: number, a: number | bigint, b: number | bigint, kind: number) => void,
   ): void {
-    const n = this.version.length;
+    const n = this.slot.size;
     // A counting sort of the slots by user.
     const start = new Int32Array(this.users.length + 1);
     for (let s = 0; s < n; s++) {
@@ -152,14 +156,16 @@ export class StagedRows {
     }
   }
 
-  private intern(index: Map<string, number>, values: string[], v: string): number {
-    let i = index.get(v);
-    if (i === undefined) {
-      i = values.length;
-      values.push(v);
-      index.set(v, i);
-    }
-    return i;
+  private grow(): void {
+    const n = this.version.length * 2;
+    this.version = grown(this.version, new Float64Array(n));
+    this.deliveredAt = grown(this.deliveredAt, new Float64Array(n));
+    this.a = grown(this.a, new Float64Array(n));
+    this.b = grown(this.b, new Float64Array(n));
+    this.fileIdx = grown(this.fileIdx, new Int32Array(n));
+    this.userIdx = grown(this.userIdx, new Int32Array(n));
+    this.dateIdx = grown(this.dateIdx, new Int32Array(n));
+    this.kind = grown(this.kind, new Uint8Array(n));
   }
 
   private amount(at: number, v: number | bigint): number {
@@ -170,4 +176,19 @@ export class StagedRows {
     this.big.set(at, BigInt(v));
     return Number.NaN;
   }
+}
+
+function grown<T extends Float64Array | Int32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+function intern(index: Map<string, number>, values: string[], v: string): number {
+  let i = index.get(v);
+  if (i === undefined) {
+    i = values.length;
+    values.push(v);
+    index.set(v, i);
+  }
+  return i;
 }
