@@ -74,8 +74,8 @@ export interface PartResult {
 
 /**
  * Upserts every staged row of `part` (all periods, newest version per key) and aggregates the winners
- * of the `wanted` periods. Memory: at most `plan.maxRowsPerPass` staged rows' keys (packed; a bigger part
- * is read once per slice of its keys), plus the wanted periods' sums.
+ * of the `wanted` periods. Memory: at most `plan.maxRowsPerPass` staged rows (as numbers, StagedRows: about
+ * 100 bytes a row; a bigger part is read once per slice of its keys), plus the wanted periods' sums.
  */
 export async function aggregatePart(
   objects: Pick<S3Objects, "get">,
@@ -100,11 +100,15 @@ export async function aggregatePart(
     const partRows = inPart.reduce((n, o) => n + o.s.rows, 0);
     const slices = Math.max(1, Math.ceil(partRows / plan.maxRowsPerPass));
     for (let slice = 0; slice < slices; slice++) {
-      const table = new StagedRows((kept, other) => {
-        const a = kept.slice(0, 7);
-        const b = other.slice(0, 7);
-        if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
-      });
+      // Sized for this slice's share of the part's rows (a few percent over: the slices are hash ranges).
+      const table = new StagedRows(
+        (kept, other) => {
+          const a = kept.slice(0, 7);
+          const b = other.slice(0, 7);
+          if (a !== b) linked.add(a < b ? `${a}|${b}` : `${b}|${a}`);
+        },
+        Math.ceil((partRows / slices) * 1.05),
+      );
       for (const { s, fileId, deliveredAt } of inPart) {
         if (slice > 0 && missing.includes(s.key)) continue;
         try {

@@ -54,14 +54,14 @@ const LIMIT = 2 ** 52;
  */
 export class StagedRows {
   private readonly slot = new Map<string, number>();
-  private version = new Float64Array(1024);
-  private deliveredAt = new Float64Array(1024);
-  private a = new Float64Array(1024);
-  private b = new Float64Array(1024);
-  private fileIdx = new Int32Array(1024);
-  private userIdx = new Int32Array(1024);
-  private dateIdx = new Int32Array(1024);
-  private kind = new Uint8Array(1024);
+  private version: Float64Array;
+  private deliveredAt: Float64Array;
+  private a: Float64Array;
+  private b: Float64Array;
+  private fileIdx: Int32Array;
+  private userIdx: Int32Array;
+  private dateIdx: Int32Array;
+  private kind: Uint8Array;
   /** Amounts beyond 2^52 by 2 * slot (+1 for b); their column holds NaN. */
   private readonly big = new Map<number, bigint>();
   private readonly fileOf = new Map<string, number>();
@@ -74,8 +74,24 @@ export class StagedRows {
   readonly users: string[] = [];
   readonly dates: string[] = [];
 
-  /** `onSameKey` sees the event date kept so far and that of every further version of a key. */
-  constructor(private readonly onSameKey?: (keptDate: string, otherDate: string) => void) {}
+  /**
+   * `onSameKey` sees the event date kept so far and that of every further version of a key. `capacity`:
+   * the rows expected (the columns double when it is exceeded).
+   */
+  constructor(
+    private readonly onSameKey?: (keptDate: string, otherDate: string) => void,
+    capacity = 1024,
+  ) {
+    const n = Math.max(16, capacity);
+    this.version = new Float64Array(n);
+    this.deliveredAt = new Float64Array(n);
+    this.a = new Float64Array(n);
+    this.b = new Float64Array(n);
+    this.fileIdx = new Int32Array(n);
+    this.userIdx = new Int32Array(n);
+    this.dateIdx = new Int32Array(n);
+    this.kind = new Uint8Array(n);
+  }
 
   get size(): number {
     return this.slot.size;

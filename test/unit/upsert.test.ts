@@ -5,7 +5,9 @@ type Row = [user: string, date: string, a: number | bigint, b: number | bigint, 
 
 function rowsOf(t: StagedRows): Row[] {
   const out: Row[] = [];
-  t.forEach((user, d, a, b, kind) => out.push([user, t.dates[d] as string, a, b, kind]));
+  t.forEach((user, d, a, b, kind) => {
+    out.push([user, t.dates[d] as string, a, b, kind]);
+  });
   return out;
 }
 
@@ -52,7 +54,7 @@ describe("StagedRows: the numeric upsert of summed rows (invariant 2)", () => {
   });
 
   it("hands out one user's rows together, whatever the order they came in, past its initial capacity", () => {
-    const t = new StagedRows();
+    const t = new StagedRows(undefined, 16);
     const n = 5000;
     for (let i = 0; i < n; i++) t.add(`e${i}`, 1, 1, "a", `u${i % 7}`, "2026-10-01", i, 0, 0);
     const rows = rowsOf(t);
