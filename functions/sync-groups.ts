@@ -1,7 +1,6 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import middy from "@middy/core";
 import type { Context, ScheduledEvent } from "aws-lambda";
@@ -47,7 +46,6 @@ export interface ContinueEvent {
 }
 
 let ssm: SSMClient | undefined;
-let secrets: SecretsManagerClient | undefined;
 
 const capillary = createCapillaryApi(config, {
   log: (entry) => logger.info("capillary api", entry),
@@ -55,10 +53,6 @@ const capillary = createCapillaryApi(config, {
     ssm: () => {
       ssm ??= new SSMClient({ region });
       return ssm;
-    },
-    secrets: () => {
-      secrets ??= new SecretsManagerClient({ region });
-      return secrets;
     },
   }),
 });

@@ -128,8 +128,6 @@ export const capillarySchema = z
         "CAPILLARY_CREDENTIALS_SSM_PREFIX must be a parameter path like /app/capillary",
       )
       .optional(),
-    /** Lambda: credentials from a Secrets Manager JSON secret {key, secret} or {username, password}. */
-    CAPILLARY_CREDENTIALS_SECRET_ARN: z.string().min(1).optional(),
     CAPILLARY_GROUP_IDS: z
       .preprocess(csv, z.array(z.string().regex(/^\d+$/, "group ids are digits")))
       .default([]),
@@ -141,14 +139,8 @@ export const capillarySchema = z
     CAPILLARY_PAGE_SIZE: positiveInt("CAPILLARY_PAGE_SIZE", 100),
   })
   .superRefine((c, ctx) => {
-    if (c.CAPILLARY_CREDENTIALS_SSM_PREFIX && c.CAPILLARY_CREDENTIALS_SECRET_ARN) {
-      ctx.addIssue({
-        code: "custom",
-        message: "set CAPILLARY_CREDENTIALS_SSM_PREFIX or CAPILLARY_CREDENTIALS_SECRET_ARN, not both",
-      });
-    }
-    // Credentials fetched at run time (SSM / Secrets Manager) need none in the environment.
-    if (c.CAPILLARY_CREDENTIALS_SSM_PREFIX || c.CAPILLARY_CREDENTIALS_SECRET_ARN) return;
+    // Credentials fetched at run time (SSM) need none in the environment.
+    if (c.CAPILLARY_CREDENTIALS_SSM_PREFIX) return;
     if (c.CAPILLARY_AUTH === "oauth" && (!c.CAPILLARY_OAUTH_KEY || !c.CAPILLARY_OAUTH_SECRET)) {
       ctx.addIssue({
         code: "custom",

@@ -1,6 +1,4 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParametersCommand, type GetParametersCommandOutput, type SSMClient } from "@aws-sdk/client-ssm";
-import { z } from "zod";
 import type { CapillaryConfig } from "../config.ts";
 import type { Credentials } from "./capillary-api.ts";
 
@@ -10,9 +8,7 @@ import type { Credentials } from "./capillary-api.ts";
  * - CAPILLARY_CREDENTIALS_SSM_PREFIX: SSM parameters `<prefix>/oauth-key` and `<prefix>/oauth-secret`
  *   (CAPILLARY_AUTH=oauth) or `<prefix>/username` and `<prefix>/password` (basic), read with decryption
  *   (SecureString) in one GetParameters call.
- * - CAPILLARY_CREDENTIALS_SECRET_ARN: a Secrets Manager secret whose string is JSON
- *   `{"key":..,"secret":..}` (oauth; `oauthKey`/`oauthSecret` also read) or `{"username":..,"password":..}`.
- * - Neither: the CAPILLARY_OAUTH_* / CAPILLARY_USERNAME / CAPILLARY_PASSWORD variables (local runs).
+ * - Otherwise: the CAPILLARY_OAUTH_* / CAPILLARY_USERNAME / CAPILLARY_PASSWORD variables (local runs).
  *
  * The client caches what this returns for the life of the process (one fetch per cold start) and calls it
  * again after an authentication failure (a rotated secret). Calls within `minRefreshMs` of the last
@@ -30,29 +26,16 @@ export class CredentialsError extends Error {
 
 export interface CredentialsSourceDeps {
   ssm?: () => SSMClient;
-  secrets?: () => SecretsManagerClient;
   nowMs?: () => number;
   /** Default 30 s. */
   minRefreshMs?: number;
 }
 
-export type CredentialsSource = "ssm" | "secrets-manager" | "env";
+export type CredentialsSource = "ssm" | "env";
 
 export function credentialsSourceOf(config: CapillaryConfig): CredentialsSource {
-  if (config.CAPILLARY_CREDENTIALS_SSM_PREFIX) return "ssm";
-  if (config.CAPILLARY_CREDENTIALS_SECRET_ARN) return "secrets-manager";
-  return "env";
+  return config.CAPILLARY_CREDENTIALS_SSM_PREFIX ? "ssm" : "env";
 }
-
-const nonEmpty = z.string().min(1);
-const secretSchema = z.object({
-  key: nonEmpty.optional(),
-  secret: nonEmpty.optional(),
-  oauthKey: nonEmpty.optional(),
-  oauthSecret: nonEmpty.optional(),
-  username: nonEmpty.optional(),
-  password: nonEmpty.optional(),
-});
 
 export function capillaryCredentialsProvider(
   config: CapillaryConfig,
@@ -94,39 +77,7 @@ export function capillaryCredentialsProvider(
     return oauth ? { kind: "oauth", key: x, secret: y } : { kind: "basic", username: x, password: y };
   };
 
-  const fromSecret = async (): Promise<Credentials> => {
-    const arn = config.CAPILLARY_CREDENTIALS_SECRET_ARN ?? "";
-    if (!deps.secrets) throw new CredentialsError("no Secrets Manager client configured");
-    let text: string | undefined;
-    try {
-      const out = await deps.secrets().send(new GetSecretValueCommand({ SecretId: arn }));
-      text =
-        out.SecretString ?? (out.SecretBinary ? Buffer.from(out.SecretBinary).toString("utf8") : undefined);
-    } catch (e) {
-      throw new CredentialsError(`Secrets Manager GetSecretValue failed (${errorName(e)})`);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text ?? "");
-    } catch {
-      throw new CredentialsError("the Capillary secret is not a JSON object");
-    }
-    const r = secretSchema.safeParse(parsed);
-    if (!r.success) throw new CredentialsError("the Capillary secret has non-string or empty fields");
-    const s = r.data;
-    if (oauth) {
-      const key = s.key ?? s.oauthKey;
-      const secret = s.secret ?? s.oauthSecret;
-      if (!key || !secret) throw new CredentialsError("the Capillary secret lacks key and secret");
-      return { kind: "oauth", key, secret };
-    }
-    if (!s.username || !s.password) {
-      throw new CredentialsError("the Capillary secret lacks username and password");
-    }
-    return { kind: "basic", username: s.username, password: s.password };
-  };
-
-  const fetchOnce = source === "ssm" ? fromSsm : source === "secrets-manager" ? fromSecret : fromEnv;
+  const fetchOnce = source === "ssm" ? fromSsm : fromEnv;
   let last: { at: number; value: Promise<Credentials> } | null = null;
   return () => {
     const t = nowMs();

@@ -1,4 +1,3 @@
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParametersCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -10,13 +9,11 @@ import {
 } from "../../lib/adapters/capillary-credentials.ts";
 import { type CapillaryConfig, capillarySchema, loadConfig } from "../../lib/config.ts";
 
-/** Credentials from SSM / Secrets Manager (SDK mocked at the client boundary), and the client's use of them. */
+/** Credentials from SSM (SDK mocked at the client boundary), and the client's use of them. */
 
 const ssm = mockClient(SSMClient);
-const sm = mockClient(SecretsManagerClient);
 const SECRET = "S3CR3T-value-never-logged";
 const PREFIX = "/glr/prod/capillary";
-const ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:capillary-AbCdEf";
 
 function config(over: Record<string, string> = {}): CapillaryConfig {
   return loadConfig({ CAPILLARY_BASE_URL: "https://eu.api.capillarytech.com", ...over }, capillarySchema);
@@ -24,25 +21,19 @@ function config(over: Record<string, string> = {}): CapillaryConfig {
 
 const clients = {
   ssm: () => new SSMClient({ region: "eu-west-1" }),
-  secrets: () => new SecretsManagerClient({ region: "eu-west-1" }),
 };
 
 beforeEach(() => {
   ssm.reset();
-  sm.reset();
 });
 
 describe("config", () => {
-  it("accepts an SSM prefix or a secret ARN instead of credentials in the environment, not both", () => {
+  it("accepts an SSM prefix instead of credentials in the environment", () => {
     expect(credentialsSourceOf(config({ CAPILLARY_CREDENTIALS_SSM_PREFIX: PREFIX }))).toBe("ssm");
-    expect(credentialsSourceOf(config({ CAPILLARY_CREDENTIALS_SECRET_ARN: ARN }))).toBe("secrets-manager");
     expect(credentialsSourceOf(config({ CAPILLARY_OAUTH_KEY: "k", CAPILLARY_OAUTH_SECRET: "s" }))).toBe(
       "env",
     );
     expect(() => config()).toThrow(/CAPILLARY_OAUTH_KEY/);
-    expect(() =>
-      config({ CAPILLARY_CREDENTIALS_SSM_PREFIX: PREFIX, CAPILLARY_CREDENTIALS_SECRET_ARN: ARN }),
-    ).toThrow(/not both/);
     expect(() => config({ CAPILLARY_CREDENTIALS_SSM_PREFIX: "no-slash/" })).toThrow(
       /CAPILLARY_CREDENTIALS_SSM_PREFIX/,
     );
@@ -142,38 +133,6 @@ describe("SSM Parameter Store", () => {
   });
 });
 
-describe("Secrets Manager", () => {
-  it("reads a JSON secret {key, secret} (or oauthKey/oauthSecret) and {username, password}", async () => {
-    sm.on(GetSecretValueCommand, { SecretId: ARN }).resolves({
-      SecretString: JSON.stringify({ oauthKey: "k1", oauthSecret: SECRET, username: "u1", password: "p1" }),
-    });
-    const oauth = capillaryCredentialsProvider(config({ CAPILLARY_CREDENTIALS_SECRET_ARN: ARN }), clients);
-    expect(await oauth()).toEqual({ kind: "oauth", key: "k1", secret: SECRET });
-    const basic = capillaryCredentialsProvider(
-      config({ CAPILLARY_AUTH: "basic", CAPILLARY_CREDENTIALS_SECRET_ARN: ARN }),
-      clients,
-    );
-    expect(await basic()).toEqual({ kind: "basic", username: "u1", password: "p1" });
-  });
-
-  it("a secret that is not JSON, or lacks the fields, fails without echoing it", async () => {
-    sm.on(GetSecretValueCommand)
-      .resolvesOnce({ SecretString: SECRET })
-      .resolves({
-        SecretString: JSON.stringify({ key: SECRET }),
-      });
-    const get = capillaryCredentialsProvider(config({ CAPILLARY_CREDENTIALS_SECRET_ARN: ARN }), {
-      ...clients,
-      minRefreshMs: 0,
-    });
-    for (const expected of [/not a JSON object/, /lacks key and secret/]) {
-      const e = (await get().catch((x: unknown) => x)) as Error;
-      expect(e.message).toMatch(expected);
-      expect(e.message).not.toContain(SECRET);
-    }
-  });
-});
-
 describe("environment", () => {
   it("uses CAPILLARY_OAUTH_* without any AWS call", async () => {
     const get = capillaryCredentialsProvider(
@@ -182,7 +141,6 @@ describe("environment", () => {
     );
     expect(await get()).toEqual({ kind: "oauth", key: "k", secret: SECRET });
     expect(ssm.calls()).toHaveLength(0);
-    expect(sm.calls()).toHaveLength(0);
   });
 });
 
