@@ -228,7 +228,6 @@ export interface PeriodState {
   walletDays: [string, number, string][];
 }
 
-const big = (s: string | undefined): bigint => (s === undefined || s === "" ? 0n : BigInt(s));
 
 interface Unattributed {
   rows: number;
@@ -509,8 +508,8 @@ export class PeriodAggregator {
           tier: s?.[4] ?? "",
           points_awarded: dec(cap.points, pu?.[0] ?? 0n),
           points_redeemed: dec(cap.points, pu?.[1] ?? 0n),
-          points_balance: s && s[1] !== "" ? formatThousandths(big(s[1])) : "",
-          lifetime_purchases: s && s[3] !== "" ? formatThousandths(big(s[3])) : "",
+          points_balance: s && s[1] !== "" ? formatThousandths(thousandths(s[1])) : "",
+          lifetime_purchases: s && s[3] !== "" ? formatThousandths(thousandths(s[3])) : "",
           in_members_total: members.has(u) ? "yes" : "no",
         });
       }

@@ -93,6 +93,18 @@ function ungroup(s: string, locale: { group: string; decimal: string }): string 
 
 /** Format integer thousandths exactly and minimally: `-12.5`, `0`, `1234.125`. */
 export function formatThousandths(v: number | bigint): string {
+  // Within 2^53 the arithmetic is exact in doubles (and much cheaper than in bigints).
+  const n = typeof v === "number" ? v : v <= SAFE && v >= -SAFE ? Number(v) : null;
+  if (n !== null && Number.isSafeInteger(n)) {
+    const a = n < 0 ? -n : n;
+    const frac = a % 1000;
+    let out = String((a - frac) / 1000);
+    if (frac !== 0) {
+      const f = frac < 10 ? `00${frac}` : frac < 100 ? `0${frac}` : String(frac);
+      out += `.${f.charCodeAt(2) !== 48 ? f : f.charCodeAt(1) !== 48 ? f.slice(0, 2) : f.slice(0, 1)}`;
+    }
+    return n < 0 ? `-${out}` : out;
+  }
   const b = typeof v === "bigint" ? v : BigInt(v);
   const neg = b < 0n;
   const a = neg ? -b : b;
@@ -102,6 +114,8 @@ export function formatThousandths(v: number | bigint): string {
   if (frac !== 0n) out += `.${frac.toString().padStart(3, "0").replace(/0+$/, "")}`;
   return neg ? `-${out}` : out;
 }
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export const decimalErrorText: Record<DecimalError, string> = {
   NOT_A_NUMBER: "not a number",

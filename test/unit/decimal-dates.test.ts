@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { dateTimeVersion, lastDayOf, parseDate, ZonedCalendar } from "../../lib/domain/dates.ts";
 import { formatThousandths, NUMBER_LOCALES, parseThousandths } from "../../lib/domain/decimal.ts";
@@ -45,6 +46,38 @@ describe("decimals are exact thousandths (invariant 4)", () => {
     [5, "0.005"],
     [10n ** 20n, "100000000000000000"],
   ])("formats %s as %s", (v, s) => expect(formatThousandths(v)).toBe(s));
+
+  it("formats numbers and bigints alike, as the bigint rule does, on both sides of 2^53", () => {
+    const rule = (b: bigint): string => {
+      const a = b < 0n ? -b : b;
+      const frac = (a % 1000n).toString().padStart(3, "0").replace(/0+$/, "");
+      return `${b < 0n ? "-" : ""}${a / 1000n}${frac === "" ? "" : `.${frac}`}`;
+    };
+    const edges = [
+      0n,
+      1n,
+      -1n,
+      9n,
+      10n,
+      99n,
+      100n,
+      990n,
+      1001n,
+      2n ** 53n - 1n,
+      2n ** 53n,
+      -(2n ** 53n) - 7n,
+    ];
+    for (const b of edges) {
+      expect(formatThousandths(b)).toBe(rule(b));
+      if (b <= 2n ** 53n - 1n && b >= -(2n ** 53n - 1n)) expect(formatThousandths(Number(b))).toBe(rule(b));
+    }
+    fc.assert(
+      fc.property(fc.bigInt(-(2n ** 60n), 2n ** 60n), (b) => {
+        const safe = b <= 2n ** 53n - 1n && b >= -(2n ** 53n - 1n);
+        return formatThousandths(b) === rule(b) && (!safe || formatThousandths(Number(b)) === rule(b));
+      }),
+    );
+  });
 });
 
 describe("dates", () => {
