@@ -5,7 +5,8 @@
  * (invariant 2). Each part yields additive per-period aggregates plus the pairs of periods that shared a
  * key, so the periods a move touched are re-published together.
  *
- * The same code runs in process (one part after another) and fanned out, one invocation per part
+ * The same code runs in process (as many parts per pass as fit AGGREGATE_MAX_ROWS_PER_PASS) and fanned
+ * out, one invocation per part
  * (functions/aggregate-part.ts): the plan (current files, one membership snapshot) is written once and
  * every part reads that same snapshot, so both give the same reports.
  */
@@ -61,8 +62,9 @@ export const partJobSchema = z.object({
 export type PartJob = z.infer<typeof partJobSchema>;
 
 export interface PartResult {
-  part: number;
-  /** Aggregates of the wanted periods that have rows in this part (added to the map passed in, if any). */
+  /** The parts read: one when fanned out; in process, as many as fit one pass (passesOf). */
+  parts: number[];
+  /** Aggregates of the wanted periods that have rows in these parts (added to the map passed in, if any). */
   aggregators: Map<string, PeriodAggregator>;
   /** Pairs of periods that hold versions of one key (a re-sent row whose event date moved). */
   links: [string, string][];
@@ -73,19 +75,47 @@ export interface PartResult {
 }
 
 /**
- * Upserts every staged row of `part` (all periods, newest version per key) and aggregates the winners
- * of the `wanted` periods. Memory: at most `plan.maxRowsPerPass` staged rows (as numbers, StagedRows: about
- * 100 bytes a row; a bigger part is read once per slice of its keys), plus the wanted periods' sums.
+ * The parts of a run in passes: consecutive parts whose staged rows together fit `plan.maxRowsPerPass` are
+ * read in one pass (fewer, bigger upserts, in which the rows of one user are more often together); a
+ * part with more rows is a pass of its own, read once per slice of its keys.
  */
-export async function aggregatePart(
+export function passesOf(plan: AggregationPlan): number[][] {
+  const rowsOf = Array.from({ length: plan.parts }, () => 0);
+  for (const f of plan.files)
+    for (const s of f.staged) rowsOf[s.part % plan.parts] = (rowsOf[s.part % plan.parts] ?? 0) + s.rows;
+  const passes: number[][] = [];
+  let pass: number[] = [];
+  let rows = 0;
+  for (const [part, n] of rowsOf.entries()) {
+    if (pass.length > 0 && rows + n > plan.maxRowsPerPass) {
+      passes.push(pass);
+      pass = [];
+      rows = 0;
+    }
+    pass.push(part);
+    rows += n;
+  }
+  if (pass.length > 0) passes.push(pass);
+  return passes;
+}
+
+/**
+ * Upserts every staged row of `parts` (all periods, newest version per key) and aggregates the winners
+ * of the `wanted` periods. Memory: at most `plan.maxRowsPerPass` staged rows of the chosen parts (as
+ * numbers, StagedRows: about 100 bytes a row; more are read once per slice of their keys), plus the
+ * wanted periods' sums. `beforePass` runs before each upsert pass (the run lock's renewal).
+ */
+export async function aggregateParts(
   objects: Pick<S3Objects, "get">,
   plan: AggregationPlan,
   attribution: AttributionIndex,
-  part: number,
+  parts: readonly number[],
   wanted: ReadonlySet<string>,
   /** Where to add the winners (in process: the run's own aggregates, so nothing needs merging). */
   aggregators = new Map<string, PeriodAggregator>(),
+  beforePass: () => Promise<void> = async () => undefined,
 ): Promise<PartResult> {
+  const chosen = new Set(parts);
   const linked = new Set<string>();
   const missing: string[] = [];
   let rows = 0;
@@ -94,12 +124,13 @@ export async function aggregatePart(
     // A key in part p of n parts (hash % n = p) is in part p % m of m parts when m divides n.
     const inPart = plan.files.flatMap((f) =>
       f.staged
-        .filter((s) => s.dataset === dataset && s.part % plan.parts === part)
+        .filter((s) => s.dataset === dataset && chosen.has(s.part % plan.parts))
         .map((s) => ({ s, fileId: f.fileId, deliveredAt: Date.parse(f.deliveredAt) })),
     );
     const partRows = inPart.reduce((n, o) => n + o.s.rows, 0);
     const slices = Math.max(1, Math.ceil(partRows / plan.maxRowsPerPass));
     for (let slice = 0; slice < slices; slice++) {
+      if (partRows > 0) await beforePass();
       // Sized for this slice's share of the part's rows (a few percent over: the slices are hash ranges).
       const table = new StagedRows(
         (kept, other) => {
@@ -139,7 +170,7 @@ export async function aggregatePart(
     }
   }
   const links = [...linked].map((l) => l.split("|") as [string, string]);
-  return { part, aggregators, links, rows, missing };
+  return { parts: [...parts], aggregators, links, rows, missing };
 
   function addWinners(dataset: PartDataset, table: StagedRows): void {
     // The aggregate of each event date's period, if wanted (looked up once per distinct date).
@@ -212,7 +243,7 @@ const periodStateSchema = z.object({
 }) satisfies z.ZodType<PeriodState>;
 
 const partResultSchema = z.object({
-  part: z.number().int(),
+  parts: z.array(z.number().int().nonnegative()),
   periods: z.array(periodStateSchema),
   links: z.array(z.tuple([period, period])),
   rows: z.number().int(),
@@ -221,7 +252,7 @@ const partResultSchema = z.object({
 
 export function partResultToJson(r: PartResult): string {
   return JSON.stringify({
-    part: r.part,
+    parts: r.parts,
     periods: [...r.aggregators.values()].map((a) => a.toState()),
     links: r.links,
     rows: r.rows,
@@ -233,7 +264,7 @@ export function partResultToJson(r: PartResult): string {
 export function parsePartResult(json: unknown, attribution: AttributionIndex): PartResult {
   const r = partResultSchema.parse(json);
   return {
-    part: r.part,
+    parts: r.parts,
     aggregators: new Map(r.periods.map((s) => [s.period, PeriodAggregator.fromState(s, attribution)])),
     links: r.links,
     rows: r.rows,
@@ -314,7 +345,7 @@ export async function runPartJob(
     lastPlan = { key: planId, plan, attribution: buildAttributionIndex(plan.memberships, plan.timeZone) };
   }
   const { plan, attribution } = lastPlan;
-  const result = await aggregatePart(objects, plan, attribution, job.part, new Set(job.periods));
+  const result = await aggregateParts(objects, plan, attribution, [job.part], new Set(job.periods));
   await putJsonGz(objects, job.bucket, job.resultKey, partResultToJson(result));
   return { part: job.part, rows: result.rows, resultKey: job.resultKey };
 }

@@ -15,9 +15,10 @@ import type { EntryStats, LedgerEntry, LedgerStore } from "./adapters/ledger-sto
 import type { S3Objects } from "./adapters/s3-objects.ts";
 import {
   type AggregationPlan,
-  aggregatePart,
+  aggregateParts,
   linkedPeriods,
   type PartResult,
+  passesOf,
   readStaged,
   runParts,
 } from "./aggregate-parts.ts";
@@ -469,10 +470,12 @@ async function forEachPart(
   const say = deps.progress ?? (() => undefined);
   const parts = Array.from({ length: plan.parts }, (_, i) => i);
   const report = (r: PartResult) => {
-    say(`  part ${r.part + 1}/${plan.parts}: ${r.rows} rows`);
+    const first = (r.parts[0] ?? 0) + 1;
+    const last = (r.parts.at(-1) ?? 0) + 1;
+    say(`  ${first === last ? `part ${first}` : `parts ${first}-${last}`}/${plan.parts}: ${r.rows} rows`);
     if (r.missing.length > 0)
       log.warn("staged objects of other periods are gone (expired); skipped", {
-        part: r.part,
+        parts: r.parts,
         objects: r.missing.length,
         first: r.missing[0],
       });
@@ -481,10 +484,11 @@ async function forEachPart(
   const stagedRows = plan.files.reduce((n, f) => n + f.staged.reduce((m, s) => m + s.rows, 0), 0);
   if (!fanout || stagedRows < fanout.minRows || parts.length < 2) {
     const wanted = new Set(periods);
-    for (const part of parts) {
+    const renew = async () => {
       await deps.renewLock?.();
-      report(await aggregatePart(deps.objects, plan, attribution, part, wanted, aggregators));
-    }
+    };
+    for (const pass of passesOf(plan))
+      report(await aggregateParts(deps.objects, plan, attribution, pass, wanted, aggregators, renew));
     return;
   }
   log.info("aggregation fans out", { parts: parts.length, stagedRows, concurrency: fanout.concurrency });

@@ -228,7 +228,6 @@ export interface PeriodState {
   walletDays: [string, number, string][];
 }
 
-
 interface Unattributed {
   rows: number;
   awarded: Sum;

@@ -18,7 +18,13 @@ import {
   periodManifestKey,
   type ReportManifest,
 } from "../../lib/aggregate.ts";
-import { partJobSchema, runPartJob, WORK_PREFIX } from "../../lib/aggregate-parts.ts";
+import {
+  type AggregationPlan,
+  partJobSchema,
+  passesOf,
+  runPartJob,
+  WORK_PREFIX,
+} from "../../lib/aggregate-parts.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { partOf, stagedKey } from "../../lib/domain/partition.ts";
@@ -438,6 +444,43 @@ describe("the aggregation fanned out over Lambda gives the same reports (issue 7
     expect(reads).toBeGreaterThan(objectsPerRun); // each object read once per slice of its part
     for (const period of ["2026-10", "2026-11"])
       expect(await reports(sliced.objects, period)).toEqual(await reports(local.objects, period));
+  });
+
+  it("in process, consecutive parts that fit maxRowsPerPass are one pass; a bigger part is a pass alone", () => {
+    const staged = (part: number, rows: number) => ({
+      key: `staging/points/period=2026-10/part=${part}/f.csv.gz`,
+      dataset: "points" as const,
+      period: "2026-10",
+      part,
+      rows,
+    });
+    const plan = {
+      parts: 8,
+      maxRowsPerPass: 6,
+      files: [
+        // part 9 of a file staged in 16 parts is part 1 of this run's 8
+        { fileId: "a", deliveredAt: "", staged: [staged(0, 3), staged(2, 5), staged(3, 2), staged(4, 9)] },
+        { fileId: "b", deliveredAt: "", staged: [staged(5, 1), staged(9, 0), staged(14, 1), staged(7, 1)] },
+      ],
+    } as unknown as AggregationPlan;
+    expect(passesOf(plan)).toEqual([[0, 1], [2], [3], [4], [5, 6, 7]]);
+    expect(passesOf({ ...plan, maxRowsPerPass: 8 })).toEqual([[0, 1, 2], [3], [4], [5, 6, 7]]); // up to, inclusive
+    expect(passesOf({ ...plan, maxRowsPerPass: 1_000 })).toEqual([[0, 1, 2, 3, 4, 5, 6, 7]]);
+  });
+
+  it("parts read together in one pass give the same reports as a pass per part", async () => {
+    const perPart = setup(ALL_FILES, PARTS);
+    perPart.deps.settings.maxRowsPerPass = 1;
+    await aggregatePeriods(perPart.deps, ["2026-10", "2026-11"]);
+    const together = setup(ALL_FILES, PARTS);
+    const said: string[] = [];
+    together.deps.progress = (line) => said.push(line.trim());
+    await aggregatePeriods(together.deps, ["2026-10", "2026-11"]);
+    const passes = said.filter((l) => l.startsWith("part"));
+    expect(passes).toHaveLength(1);
+    expect(passes[0]).toMatch(new RegExp(`^parts 1-${PARTS}/${PARTS}: \\d+ rows$`));
+    for (const period of ["2026-10", "2026-11"])
+      expect(await reports(together.objects, period)).toEqual(await reports(perPart.objects, period));
   });
 
   it("a run smaller than the fan-out threshold stays in process", async () => {
