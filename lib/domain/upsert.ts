@@ -53,7 +53,10 @@ const LIMIT = 2 ** 52;
  * aside.
  */
 export class StagedRows {
-  private readonly slot = new Map<string, number>();
+  /** Open addressing over the keys: bucket -> slot + 1 (0: empty); a bucket per two rows at most. */
+  private buckets: Int32Array;
+  private readonly keys: string[] = [];
+  private hashes: Int32Array;
   private version: Float64Array;
   private deliveredAt: Float64Array;
   private a: Float64Array;
@@ -83,6 +86,8 @@ export class StagedRows {
     capacity = 1024,
   ) {
     const n = Math.max(16, capacity);
+    this.buckets = new Int32Array(2 ** Math.ceil(Math.log2(2 * n)));
+    this.hashes = new Int32Array(n);
     this.version = new Float64Array(n);
     this.deliveredAt = new Float64Array(n);
     this.a = new Float64Array(n);
@@ -94,7 +99,7 @@ export class StagedRows {
   }
 
   get size(): number {
-    return this.slot.size;
+    return this.keys.length;
   }
 
   add(
@@ -108,11 +113,24 @@ export class StagedRows {
     b: number | bigint,
     kind: number,
   ): void {
-    let s = this.slot.get(key);
-    if (s === undefined) {
-      s = this.slot.size;
+    const h = hashOf(key);
+    const mask = this.buckets.length - 1;
+    let at = h & mask;
+    let s = -1;
+    for (let v = this.buckets[at] as number; v !== 0; v = this.buckets[at] as number) {
+      if (this.hashes[v - 1] === h && this.keys[v - 1] === key) {
+        s = v - 1;
+        break;
+      }
+      at = (at + 1) & mask;
+    }
+    if (s < 0) {
+      s = this.keys.length;
       if (s === this.version.length) this.grow();
-      this.slot.set(key, s);
+      this.keys.push(key);
+      this.hashes[s] = h;
+      this.buckets[at] = s + 1;
+      if (2 * this.keys.length > this.buckets.length) this.rehash();
     } else {
       this.onSameKey?.(this.dates[this.dateIdx[s] as number] as string, date);
       const kept = this.files[this.fileIdx[s] as number] as string;
@@ -142,7 +160,7 @@ export class StagedRows {
   forEach(
     fn: (user: string, dateIdx: number, a: number | bigint, b: number | bigint, kind: number) => void,
   ): void {
-    const n = this.slot.size;
+    const n = this.keys.length;
     // A counting sort of the slots by user.
     const start = new Int32Array(this.users.length + 1);
     for (let s = 0; s < n; s++) {
@@ -182,6 +200,18 @@ export class StagedRows {
     this.userIdx = grown(this.userIdx, new Int32Array(n));
     this.dateIdx = grown(this.dateIdx, new Int32Array(n));
     this.kind = grown(this.kind, new Uint8Array(n));
+    this.hashes = grown(this.hashes, new Int32Array(n));
+  }
+
+  private rehash(): void {
+    const buckets = new Int32Array(this.buckets.length * 2);
+    const mask = buckets.length - 1;
+    for (let s = 0; s < this.keys.length; s++) {
+      let at = (this.hashes[s] as number) & mask;
+      while (buckets[at] !== 0) at = (at + 1) & mask;
+      buckets[at] = s + 1;
+    }
+    this.buckets = buckets;
   }
 
   private amount(at: number, v: number | bigint): number {
@@ -197,6 +227,15 @@ export class StagedRows {
 function grown<T extends Float64Array | Int32Array | Uint8Array>(from: T, to: T): T {
   to.set(from);
   return to;
+}
+
+/** FNV-1a over the UTF-16 code units, mixed (keys are mostly digits: the low bits must differ). */
+function hashOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 12);
 }
 
 function intern(index: Map<string, number>, values: string[], v: string): number {

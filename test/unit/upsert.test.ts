@@ -63,5 +63,9 @@ describe("StagedRows: the numeric upsert of summed rows (invariant 2)", () => {
     expect(users.filter((u, i) => i > 0 && u !== users[i - 1])).toHaveLength(6);
     expect(rows.reduce((s, r) => s + Number(r[2]), 0)).toBe((n * (n - 1)) / 2);
     expect(t.users).toHaveLength(7);
+    // every key is found again after the table grew: newer versions replace, nothing is added
+    for (let i = 0; i < n; i++) t.add(`e${i}`, 2, 1, "a", `u${i % 7}`, "2026-10-02", 1, 0, 0);
+    expect(t.size).toBe(n);
+    expect(rowsOf(t).every((r) => r[1] === "2026-10-02" && r[2] === 1)).toBe(true);
   });
 });
