@@ -445,10 +445,8 @@ export class PeriodAggregator {
     const dec = (on: boolean, v: bigint | Sum) =>
       on ? formatThousandths(v instanceof Sum ? v.value() : v) : "";
     const num = (on: boolean, v: number) => (on ? String(v) : "");
-    const snap = (u: string, i: 1 | 2 | 3) => {
-      const v = input.members.get(u)?.[i];
-      return v === undefined || v === "" ? null : BigInt(v);
-    };
+    /** A member's snapshot figure (staged integer thousandths); 0 when unknown. */
+    const snap = (u: string, i: 1 | 2 | 3) => thousandths(input.members.get(u)?.[i]);
 
     const groupSummary: GroupSummaryRow[] = [];
     const groupMembers: GroupMembersRow[] = [];
@@ -456,13 +454,13 @@ export class PeriodAggregator {
     for (const g of sorted) {
       const a = this.groups.get(g.groupId) ?? new GroupAcc();
       const members = totals.get(g.groupId) ?? new Set<string>();
-      let balance = 0n;
-      let lifetime = 0n;
-      let purchases = 0n;
+      const balance = new Sum();
+      const lifetime = new Sum();
+      const purchases = new Sum();
       for (const u of members) {
-        balance += snap(u, 1) ?? 0n;
-        lifetime += snap(u, 2) ?? 0n;
-        purchases += snap(u, 3) ?? 0n;
+        balance.add(snap(u, 1));
+        lifetime.add(snap(u, 2));
+        purchases.add(snap(u, 3));
       }
       let wallet: bigint | null = null;
       for (const prog of g.programs) {

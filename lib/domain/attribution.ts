@@ -189,13 +189,15 @@ export function buildAttributionIndex(memberships: Iterable<Membership>, timeZon
   let lastList: Interval[] | undefined;
   /** Dates already checked (a period has a few dozen). */
   const checked = new Set<string>();
+  const check = (date: string) => {
+    if (checked.has(date)) return;
+    assertDate(date);
+    if (checked.size < 4096) checked.add(date);
+  };
   return {
     users: perUser.size,
     groupOf(userId: string, date: string): string | null {
-      if (!checked.has(date)) {
-        assertDate(date);
-        if (checked.size < 4096) checked.add(date);
-      }
+      check(date);
       // Rows come grouped by user (lib/domain/upsert.ts): the last user's list is the likely one.
       if (userId !== lastUser) {
         lastUser = userId;
@@ -204,20 +206,23 @@ export function buildAttributionIndex(memberships: Iterable<Membership>, timeZon
       return lastList ? pick(lastList, date) : null;
     },
     groupsDuring(userId: string, from: string, to: string): string[] {
-      assertDate(from);
-      assertDate(to);
+      check(from);
+      check(to);
       const list = perUser.get(userId);
       if (!list) return [];
       // The attributed group can change only where an interval starts or ends (`until` is exclusive).
-      const dates = new Set([from]);
-      for (const i of list)
-        for (const d of [i.from, i.until]) if (d !== null && d > from && d <= to) dates.add(d);
-      const out = new Set<string>();
-      for (const d of dates) {
+      const out: string[] = [];
+      const at = (d: string | null) => {
+        if (d === null || (d !== from && (d <= from || d > to))) return;
         const g = pick(list, d);
-        if (g !== null) out.add(g);
+        if (g !== null && !out.includes(g)) out.push(g);
+      };
+      at(from);
+      for (const i of list) {
+        at(i.from);
+        at(i.until);
       }
-      return [...out];
+      return out;
     },
   };
 }
