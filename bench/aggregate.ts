@@ -8,7 +8,7 @@
  *   npm run bench:aggregate -- [--rows 5000000] [--groups 50000] [--dir .bench-aggregate] [--heap 920]
  *                              [--max-rows-per-pass 1000000]
  *
- * Measured here (2 cores, quiet, 4 December 2026): 24 to 27 s (32 to 36 s CPU), peak RSS 814 to 885 MiB
+ * Measured here (2 cores, quiet, 4 December 2026): 24 to 27 s (32 to 36 s CPU), peak RSS 810 to 885 MiB
  * with the heap limited to 920 MiB; with rows kept as packed strings (before 581c3a2) 31 to 34 s, 793 to
  * 802 MiB. Before rows were packed and bodies rendered one at a time: 1,300 MiB (heap unlimited).
  *
