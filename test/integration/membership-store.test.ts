@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMembershipStore } from "../../lib/adapters/membership-store.ts";
 import { GSI1, tableDefinition } from "../../lib/adapters/table.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import { membership } from "../support/membership.ts";
 import { type LocalClients, localClients, uniqueName } from "./helpers.ts";
 
 /** The DynamoDB membership store against DynamoDB Local, on a table created from tableDefinition(). */
@@ -11,23 +12,7 @@ import { type LocalClients, localClients, uniqueName } from "./helpers.ts";
 let clients: LocalClients;
 let table: string;
 
-function m(groupId: string, userId: string, extra: Partial<Membership> = {}): Membership {
-  return {
-    groupId,
-    userId,
-    role: "SECONDARY",
-    primaryMember: false,
-    defaultGroup: false,
-    active: true,
-    joinedOn: "2024-01-01",
-    firstSeenAt: "2024-01-02T00:00:00.000Z",
-    lastSeenAt: "2024-01-02T00:00:00.000Z",
-    exitSeenAt: null,
-    firstSeenExited: false,
-    previousStints: [],
-    ...extra,
-  };
-}
+const m = membership;
 
 function meta(groupId: string, extra: Partial<GroupMeta> = {}): GroupMeta {
   return {

@@ -26,8 +26,9 @@ import {
   WORK_PREFIX,
 } from "../../lib/aggregate-parts.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
-import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import type { GroupMeta } from "../../lib/domain/membership.ts";
 import { partOf, stagedKey } from "../../lib/domain/partition.ts";
+import { membership } from "../support/membership.ts";
 
 const silent = {
   info: () => undefined,
@@ -77,21 +78,6 @@ function memoryObjects() {
   };
 }
 
-const membership = (groupId: string, userId: string, over: Partial<Membership> = {}): Membership => ({
-  groupId,
-  userId,
-  role: "SECONDARY",
-  primaryMember: false,
-  defaultGroup: false,
-  active: true,
-  joinedOn: "2026-01-01",
-  firstSeenAt: "2026-11-01T00:00:00Z",
-  lastSeenAt: "2026-11-01T00:00:00Z",
-  exitSeenAt: null,
-  firstSeenExited: false,
-  previousStints: [],
-  ...over,
-});
 const group = (groupId: string): GroupMeta => ({
   groupId,
   externalId: null,

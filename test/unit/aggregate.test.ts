@@ -5,6 +5,7 @@ import { formatThousandths, parseThousandths } from "../../lib/domain/decimal.ts
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
 import { renderCsv, safeCell } from "../../lib/domain/report.ts";
 import { Upserter } from "../../lib/domain/upsert.ts";
+import { membership } from "../support/membership.ts";
 
 const TZ = "UTC";
 const ALL: Capabilities = {
@@ -15,23 +16,7 @@ const ALL: Capabilities = {
   rewards: true,
 };
 
-function m(groupId: string, userId: string, over: Partial<Membership> = {}): Membership {
-  return {
-    groupId,
-    userId,
-    role: "SECONDARY",
-    primaryMember: false,
-    defaultGroup: false,
-    active: true,
-    joinedOn: "2026-01-01",
-    firstSeenAt: "2026-12-01T00:00:00Z",
-    lastSeenAt: "2026-12-01T00:00:00Z",
-    exitSeenAt: null,
-    firstSeenExited: false,
-    previousStints: [],
-    ...over,
-  };
-}
+const m = membership;
 
 function g(groupId: string, loyaltyPoints = "100.5", currentSlab = "Gold"): GroupMeta {
   return {

@@ -18,9 +18,10 @@ import { snapshotFiles } from "../../infra/athena/snapshot.ts";
 import type { LedgerEntry, LedgerStatus, StagedObject } from "../../lib/adapters/ledger-store.ts";
 import { type AggregateDeps, aggregatePeriods } from "../../lib/aggregate.ts";
 import { ZonedCalendar } from "../../lib/domain/dates.ts";
-import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import type { GroupMeta } from "../../lib/domain/membership.ts";
 import { STAGED_COLUMNS } from "../../lib/domain/normalize.ts";
 import { partOf } from "../../lib/domain/partition.ts";
+import { membership } from "../support/membership.ts";
 
 const TZ = "Asia/Kolkata";
 const PARTS = 2;
@@ -37,21 +38,6 @@ interface FileSpec {
   columns?: string[];
 }
 
-const membership = (groupId: string, userId: string, over: Partial<Membership> = {}): Membership => ({
-  groupId,
-  userId,
-  role: "SECONDARY",
-  primaryMember: false,
-  defaultGroup: false,
-  active: true,
-  joinedOn: "2026-01-01",
-  firstSeenAt: "2026-08-01T00:00:00Z",
-  lastSeenAt: "2026-11-01T00:00:00Z",
-  exitSeenAt: null,
-  firstSeenExited: false,
-  previousStints: [],
-  ...over,
-});
 const group = (groupId: string, programs: GroupMeta["programs"]): GroupMeta => ({
   groupId,
   externalId: groupId === "1" ? null : `EXT-${groupId}`,

@@ -7,24 +7,9 @@ import {
   groupOfMemberOn,
 } from "../../lib/domain/attribution.ts";
 import type { Membership } from "../../lib/domain/membership.ts";
+import { membership } from "../support/membership.ts";
 
-function ms(groupId: string, extra: Partial<Membership> = {}): Membership {
-  return {
-    groupId,
-    userId: "u1",
-    role: "SECONDARY",
-    primaryMember: false,
-    defaultGroup: false,
-    active: true,
-    joinedOn: "2024-01-01",
-    firstSeenAt: "2024-01-02T00:00:00.000Z",
-    lastSeenAt: "2024-01-02T00:00:00.000Z",
-    exitSeenAt: null,
-    firstSeenExited: false,
-    previousStints: [],
-    ...extra,
-  };
-}
+const ms = (groupId: string, extra: Partial<Membership> = {}) => membership(groupId, "u1", extra);
 
 interface Case {
   name: string;

@@ -12,28 +12,13 @@ import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createMembershipStore } from "../../lib/adapters/membership-store.ts";
 import type { GroupMeta, Membership } from "../../lib/domain/membership.ts";
+import { membership } from "../support/membership.ts";
 
 const TABLE = "t-unit";
 const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region: "us-east-1" }));
 const mock = mockClient(DynamoDBDocumentClient);
 
-function m(groupId: string, userId: string, extra: Partial<Membership> = {}): Membership {
-  return {
-    groupId,
-    userId,
-    role: "SECONDARY",
-    primaryMember: false,
-    defaultGroup: false,
-    active: true,
-    joinedOn: "2024-01-01",
-    firstSeenAt: "2024-01-02T00:00:00.000Z",
-    lastSeenAt: "2024-01-02T00:00:00.000Z",
-    exitSeenAt: null,
-    firstSeenExited: false,
-    previousStints: [],
-    ...extra,
-  };
-}
+const m = membership;
 
 const meta: GroupMeta = {
   groupId: "42",
