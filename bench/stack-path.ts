@@ -8,12 +8,11 @@
  * handlers, the S3 emulator and the simulator (DynamoDB Local is a JVM of its own, not counted).
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { runPipeline } from "../infra/pipeline.ts";
 import { DEFAULT_NAMES, provision } from "../infra/provision.ts";
 import type { SimCredentials, SimGroup, SimState } from "../infra/sample/membership-types.ts";
-import { startStack } from "../infra/stack.ts";
+import { stackClients, startStack } from "../infra/stack.ts";
 import { type BenchData, readMemberships } from "./ingest-data.ts";
 import type { RunResult } from "./ingest-worker.ts";
 
@@ -71,17 +70,7 @@ export async function runOnStack(data: BenchData, out: string): Promise<RunResul
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
   const state = await simState(data.files.membership);
   const stack = await startStack({ capillary: { state, credentials: CREDENTIALS } });
-  const s3 = new S3Client({
-    region: stack.region,
-    endpoint: stack.s3Endpoint,
-    forcePathStyle: true,
-    credentials: stack.credentials,
-  });
-  const ddb = new DynamoDBClient({
-    region: stack.region,
-    endpoint: stack.dynamoEndpoint,
-    credentials: stack.credentials,
-  });
+  const { s3, ddb } = stackClients(stack);
   try {
     const names = DEFAULT_NAMES;
     await provision({ s3, ddb }, names);

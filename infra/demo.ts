@@ -13,8 +13,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import type { PublishedReport } from "../lib/aggregate.ts";
 import { ConfigError, capillarySchema, loadConfig, syncSchema } from "../lib/config.ts";
@@ -26,7 +25,7 @@ import { buildSample } from "./sample/generate.ts";
 import type { SimCredentials } from "./sample/membership-types.ts";
 import { GROUP_MEMBERS_COLUMNS, publishedCell } from "./sample/truth.ts";
 import type { Truth } from "./sample/types.ts";
-import { type LocalStack, startStack } from "./stack.ts";
+import { type LocalStack, stackClients, startStack } from "./stack.ts";
 
 const summaryJson = z.object({ rows: z.array(z.record(z.string(), z.string())) });
 
@@ -87,17 +86,7 @@ async function main(): Promise<void> {
     `local stack up in ${(stack.startupMs.total / 1000).toFixed(1)}s: S3 ${stack.s3Endpoint}, DynamoDB ${stack.dynamoEndpoint}${stack.capillaryUrl ? `, Capillary simulator ${stack.capillaryUrl}` : ""}`,
   );
   let keep = false;
-  const s3 = new S3Client({
-    region: stack.region,
-    endpoint: stack.s3Endpoint,
-    forcePathStyle: true,
-    credentials: stack.credentials,
-  });
-  const ddb = new DynamoDBClient({
-    region: stack.region,
-    endpoint: stack.dynamoEndpoint,
-    credentials: stack.credentials,
-  });
+  const { s3, ddb } = stackClients(stack);
   try {
     const names = DEFAULT_NAMES;
     const env: Record<string, string> = {

@@ -1,3 +1,5 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client } from "@aws-sdk/client-s3";
 import type { CapillarySimulator } from "./capillary-sim.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { type S3Dispatcher, startS3Dispatcher } from "./s3-dispatcher.ts";
@@ -26,6 +28,27 @@ export interface LocalStack {
   /** AWS_REGION, credentials, S3_ENDPOINT, S3_FORCE_PATH_STYLE, DYNAMODB_ENDPOINT, CAPILLARY_BASE_URL. */
   env(): Record<string, string>;
   stop(): Promise<void>;
+}
+
+/** SDK clients on a local stack's emulators: S3 (path-style) at `s3Endpoint`, and DynamoDB. */
+export function stackClients(stack: { region: string; s3Endpoint: string; dynamoEndpoint: string }): {
+  s3: S3Client;
+  ddb: DynamoDBClient;
+} {
+  const { region } = stack;
+  return {
+    s3: new S3Client({
+      region,
+      endpoint: stack.s3Endpoint,
+      forcePathStyle: true,
+      credentials: { ...LOCAL_CREDENTIALS },
+    }),
+    ddb: new DynamoDBClient({
+      region,
+      endpoint: stack.dynamoEndpoint,
+      credentials: { ...LOCAL_CREDENTIALS },
+    }),
+  };
 }
 
 export interface StartStackOptions {

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { inject } from "vitest";
-import { LOCAL_CREDENTIALS } from "../../infra/stack.ts";
+import { LOCAL_CREDENTIALS, stackClients } from "../../infra/stack.ts";
 import type { StackContext } from "./stack-context.ts";
 
 export interface LocalClients {
@@ -21,14 +21,10 @@ export function s3ClientFor(endpoint: string, region = inject("stack").region): 
 /** SDK clients on the emulators the global setup started. */
 export function localClients(): LocalClients {
   const stack = inject("stack");
-  const dynamo = new DynamoDBClient({
-    region: stack.region,
-    endpoint: stack.dynamoEndpoint,
-    credentials: { ...LOCAL_CREDENTIALS },
-  });
+  const { s3, ddb: dynamo } = stackClients(stack);
   return {
     stack,
-    s3: s3ClientFor(stack.s3Endpoint, stack.region),
+    s3,
     ddb: DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
     dynamo,
   };
