@@ -146,8 +146,14 @@ export function detectTemplate(
   return best;
 }
 
+/** A cell no column name looks like: an email, a phone number, a long number. */
+const DATA_LIKE = /@|\d{6,}|^\s*\+\d/;
+
 /** A short, safe description of a header for error messages (column names are not personal data). */
 export function describeHeader(header: readonly string[]): string {
+  // A headerless file's first line is a row: its cells (names, mobiles, emails) must not reach logs.
+  if (header.some((h) => DATA_LIKE.test(h)))
+    return `${header.length} columns; the first line looks like data, not a header (values not shown)`;
   const shown = header.slice(0, 12).map((h) => h.slice(0, 40));
   return shown.join(", ") + (header.length > 12 ? `, ... (${header.length} columns)` : "");
 }

@@ -194,6 +194,20 @@ describe("headers and templates", () => {
     expect(h.objects.written).toEqual([]);
   });
 
+  it("a headerless file whose first line is personal data: rejected without echoing the line", async () => {
+    const obj = await h.put("exports/other/contacts.csv", await fixture("headerless-personal.csv"));
+    const out = await h.ingest(obj);
+    const lines = h.logs.map((l) => JSON.stringify(l));
+    // the first line is taken for a header; the rows after it are counted as rejected
+    expect(out).toMatchObject({ status: "REJECTED", rowsRead: 1, rowsRejected: 1 });
+    const entry = await h.ledger.get(out.fileId);
+    expect(entry?.reason).toBe(
+      "unknown header (no template matches): 3 columns; the first line looks like data, not a header (values not shown)",
+    );
+    for (const text of [entry?.reason ?? "", out.reason ?? "", ...lines])
+      for (const pii of ["Jane", "919876543210", "jane.doe@example.com"]) expect(text).not.toContain(pii);
+  });
+
   it("reads a header-rejected file again when it is delivered again after a column map fix", async () => {
     const obj = await h.put("exports/points/renamed.csv", await fixture("points-renamed.csv"));
     expect(await h.ingest(obj)).toMatchObject({ status: "REJECTED" });
