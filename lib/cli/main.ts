@@ -234,6 +234,7 @@ async function ingest(rt: Runtime, io: Io, files: string[], thenAggregate: boole
     .replace(/\.\d+Z$/, "Z");
   const outcomes: IngestOutcome[] = [];
   let failed = 0;
+  let refused = 0;
   for (const [i, f] of files.entries()) {
     const key = `exports/cli/${stamp}/${basename(f)}`;
     io.err(`[${i + 1}/${files.length}] ${basename(f)}: uploading ${sizes[i]} bytes`);
@@ -252,11 +253,17 @@ async function ingest(rt: Runtime, io: Io, files: string[], thenAggregate: boole
         eventTime: new Date().toISOString(),
       });
       outcomes.push(o);
-      io.out(
-        "reason" in o
-          ? `${basename(f)}\t${o.status}\t${o.reason}`
-          : `${basename(f)}\t${o.status}\tread ${o.rowsRead}, accepted ${o.rowsAccepted}, rejected ${o.rowsRejected}\tperiods ${o.periods.join(" ") || "-"}`,
-      );
+      if (!("rowsRead" in o)) io.out(`${basename(f)}\t${o.status}\t${o.reason}`);
+      else {
+        const counts = `read ${o.rowsRead}, accepted ${o.rowsAccepted}, rejected ${o.rowsRejected}`;
+        const rejects = o.rowsRejected > 0 ? `\trejected rows: s3://${bucket}/rejects/${o.fileId}.csv` : "";
+        io.out(
+          o.status === "REJECTED"
+            ? `${basename(f)}\tREJECTED\t${o.reason ?? ""}\t${counts}${rejects}`
+            : `${basename(f)}\tCOMMITTED\t${counts}\tperiods ${o.periods.join(" ") || "-"}${rejects}`,
+        );
+        if (o.status === "REJECTED") refused++;
+      }
     } catch (e) {
       failed++;
       io.err(`${basename(f)}: ingestion failed: ${(e as Error).message}`);
@@ -267,7 +274,8 @@ async function ingest(rt: Runtime, io: Io, files: string[], thenAggregate: boole
     const code = await aggregate(rt, io, { dirty: true });
     if (code !== 0) return code;
   }
-  return failed > 0 ? 1 : 0;
+  // A file refused as a whole is bad input (2), after the other files were ingested (and aggregated).
+  return failed > 0 ? 1 : refused > 0 ? 2 : 0;
 }
 
 async function sync(io: Io): Promise<number> {

@@ -5,7 +5,7 @@
  * reports must be identical and equal the generator's truth: the machine's TZ changes no figure.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -207,6 +207,8 @@ describe("group-reports CLI; the process time zone changes no figure", () => {
 
   it("exits 2 with a clear message on bad input", async () => {
     const env = envOf(sets[0] ?? sets[1] ?? ({} as never));
+    const unknown = join(dir, "orders.csv");
+    await writeFile(unknown, "order_id,customer,amount\n1,2,3\n");
     const cases: [string[], RegExp][] = [
       [["aggregate", "--period", "2026-13"], /--period must be YYYY-MM/],
       [["aggregate", "--from", "2026-10", "--to", "2026-09"], /--from 2026-10 is after --to 2026-09/],
@@ -215,6 +217,10 @@ describe("group-reports CLI; the process time zone changes no figure", () => {
       [["ingest", join(dir, "no-such-file.csv")], /not a readable file/],
       [["frobnicate"], /unknown command "frobnicate"/],
       [["reports", "get", "--bogus"], /Unknown option '--bogus'/],
+      [
+        ["ingest", unknown],
+        /orders\.csv\tREJECTED\tunknown header \(no template matches\): order_id, customer, amount\tread 1, accepted 0, rejected 1/,
+      ],
     ];
     // In process (the same main() the bin runs), then two of them as real child processes for the exit code.
     for (const [args, msg] of cases) {
