@@ -234,6 +234,13 @@ describe("group-reports CLI; the process time zone changes no figure", () => {
       expect({ args, code: r.code }).toEqual({ args, code: 2 });
       expect(r.stderr).toMatch(msg);
     }
+    // With the log level left unset, stdout carries the result lines only (no INFO log lines).
+    const { POWERTOOLS_LOG_LEVEL: _, ...unset } = env;
+    const plain = await cli(unset, "ingest", "test/fixtures/ingest/points.csv");
+    expect(plain.code).toBe(0);
+    expect(plain.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(/^points\.csv\tCOMMITTED\tread /),
+    ]);
     const noConfig = await cli({ PATH: process.env.PATH, HOME: process.env.HOME }, "reports", "list");
     expect(noConfig.code).toBe(2);
     expect(noConfig.stderr).toMatch(/EXPORTS_BUCKET is required/);
