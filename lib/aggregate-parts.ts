@@ -19,10 +19,9 @@ import { unpack } from "./adapters/unpack.ts";
 import {
   PeriodAggregator,
   type PeriodState,
-  pointsKind,
-  redemptionKind,
-  rewardKind,
-  thousandths,
+  type RowFacts,
+  readFacts,
+  type SummedDataset,
 } from "./domain/aggregate.ts";
 import { type AttributionIndex, buildAttributionIndex } from "./domain/attribution.ts";
 import { CsvParser } from "./domain/csv.ts";
@@ -30,8 +29,11 @@ import { versionColumn } from "./domain/normalize.ts";
 import { sliceOf } from "./domain/partition.ts";
 import { StagedRows } from "./domain/upsert.ts";
 
-export const PART_DATASETS = ["points", "points_redemption_summary", "rewards"] as const;
-type PartDataset = (typeof PART_DATASETS)[number];
+export const PART_DATASETS = [
+  "points",
+  "points_redemption_summary",
+  "rewards",
+] as const satisfies readonly SummedDataset[];
 
 const period = z.string().regex(/^\d{4}-\d{2}$/, "a period is YYYY-MM");
 
@@ -116,6 +118,7 @@ export async function aggregateParts(
   beforePass: () => Promise<void> = async () => undefined,
 ): Promise<PartResult> {
   const chosen = new Set(parts);
+  const facts: RowFacts = { user: "", date: "", a: 0, b: 0, kind: 0 };
   const linked = new Set<string>();
   const missing: string[] = [];
   let rows = 0;
@@ -146,17 +149,9 @@ export async function aggregateParts(
           await readStaged(objects, plan.stagingBucket, s.key, (row) => {
             const key = row[0] ?? "";
             if (slices > 1 && sliceOf(key, plan.parts, slices) !== slice) return;
+            const f = readFacts(dataset, row, facts);
             const version = Number(row[versionIdx] ?? 0);
-            const user = row[1] ?? "";
-            const date = row[2] ?? "";
-            if (dataset === "points") {
-              const kind = pointsKind(row[5] ?? "", row[6] ?? "");
-              const a = thousandths(row[3]);
-              table.add(key, version, deliveredAt, fileId, user, date, a, thousandths(row[4]), kind);
-            } else if (dataset === "points_redemption_summary") {
-              const kind = redemptionKind(row[4] ?? "");
-              table.add(key, version, deliveredAt, fileId, user, date, thousandths(row[3]), 0, kind);
-            } else table.add(key, version, deliveredAt, fileId, user, date, 0, 0, rewardKind(row[3] ?? ""));
+            table.add(key, version, deliveredAt, fileId, f.user, f.date, f.a, f.b, f.kind);
           });
         } catch (e) {
           // A period being published needs every row; another period's object only could hold a newer
@@ -172,7 +167,7 @@ export async function aggregateParts(
   const links = [...linked].map((l) => l.split("|") as [string, string]);
   return { parts: [...parts], aggregators, links, rows, missing };
 
-  function addWinners(dataset: PartDataset, table: StagedRows): void {
+  function addWinners(dataset: SummedDataset, table: StagedRows): void {
     // The aggregate of each event date's period, if wanted (looked up once per distinct date).
     const aggOf = table.dates.map((date) => {
       const p = date.slice(0, 7);
@@ -186,12 +181,7 @@ export async function aggregateParts(
     });
     const dates = table.dates;
     table.forEach((user, d, a, b, kind) => {
-      const agg = aggOf[d];
-      if (!agg) return;
-      const date = dates[d] as string;
-      if (dataset === "points") agg.points(user, date, a, b, kind);
-      else if (dataset === "points_redemption_summary") agg.redemption(user, date, a, kind);
-      else agg.reward(user, date, kind);
+      aggOf[d]?.add(dataset, user, dates[d] as string, a, b, kind);
     });
   }
 }

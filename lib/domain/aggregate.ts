@@ -102,7 +102,7 @@ const GROUP_REDEMPTION = 1;
 const MEMBER_REDEMPTION_KIND = 2;
 const GROUP_REWARD = 1;
 
-export function pointsKind(deductionType: string, eventName: string): number {
+function pointsKind(deductionType: string, eventName: string): number {
   const d =
     deductionType === "redeemed"
       ? REDEEMED
@@ -116,13 +116,48 @@ export function pointsKind(deductionType: string, eventName: string): number {
   return eventName === "grouptransactionadd" ? d | GROUP_TXN : d;
 }
 
-export function redemptionKind(redemptionType: string): number {
+function redemptionKind(redemptionType: string): number {
   if (redemptionType === "group_redemption") return GROUP_REDEMPTION;
   return MEMBER_REDEMPTION.has(redemptionType) ? MEMBER_REDEMPTION_KIND : 0;
 }
 
-export function rewardKind(groupFlag: string): number {
+function rewardKind(groupFlag: string): number {
   return groupFlag === "1" ? GROUP_REWARD : 0;
+}
+
+/** The staged datasets the sums read (Members is a snapshot, read apart). */
+export type SummedDataset = "points" | "points_redemption_summary" | "rewards";
+
+/** What the sums need of one staged row: user, event date, two amounts (thousandths) and its kind. */
+export interface RowFacts {
+  user: string;
+  date: string;
+  a: number | bigint;
+  b: number | bigint;
+  kind: number;
+}
+
+/**
+ * Reads the facts of a staged row of `dataset` (its STAGED_COLUMNS) into `out`, which it returns: the
+ * one place that knows those columns. Points: allocated, deducted; Redemption Summary: points redeemed.
+ */
+export function readFacts(dataset: SummedDataset, r: readonly string[], out: RowFacts): RowFacts {
+  out.user = r[1] ?? "";
+  out.date = r[2] ?? "";
+  if (dataset === "points") {
+    out.a = thousandths(r[3]);
+    out.b = thousandths(r[4]);
+    out.kind = pointsKind(r[5] ?? "", r[6] ?? "");
+  } else if (dataset === "points_redemption_summary") {
+    out.a = thousandths(r[3]);
+    out.b = 0;
+    out.kind = redemptionKind(r[4] ?? "");
+  } else {
+    out.a = 0;
+    out.b = 0;
+    out.kind = rewardKind(r[3] ?? "");
+  }
+  return out;
 }
 
 const LIMIT = 2 ** 52;
@@ -161,7 +196,7 @@ class Sum {
 }
 
 /** A staged integer-thousandths cell: a number when it is within 2^52, else a bigint; "" is 0. */
-export function thousandths(s: string | undefined): number | bigint {
+function thousandths(s: string | undefined): number | bigint {
   if (s === undefined || s === "") return 0;
   const v = Number(s);
   return Number.isInteger(v) && v <= LIMIT && v >= -LIMIT ? v : BigInt(s);
@@ -314,15 +349,28 @@ export class PeriodAggregator {
     return agg;
   }
 
-  /** Points row: event_id, user_id, event_date, allocated, deducted, deduction_type, event_name, version. */
-  addPoints(r: readonly string[]): void {
-    const [, userId = "", date = "", alloc, ded, dtype = "", ename = ""] = r;
-    if (date.slice(0, 7) !== this.period) return;
-    this.points(userId, date, thousandths(alloc), thousandths(ded), pointsKind(dtype, ename));
+  /** One staged row of `dataset` (STAGED_COLUMNS); rows of other periods are ignored. */
+  addRow(dataset: SummedDataset, r: readonly string[]): void {
+    const f = readFacts(dataset, r, { user: "", date: "", a: 0, b: 0, kind: 0 });
+    if (f.date.slice(0, 7) === this.period) this.add(dataset, f.user, f.date, f.a, f.b, f.kind);
+  }
+
+  /** The facts of one row of `dataset` dated in this period (readFacts). */
+  add(
+    dataset: SummedDataset,
+    userId: string,
+    date: string,
+    a: number | bigint,
+    b: number | bigint,
+    kind: number,
+  ): void {
+    if (dataset === "points") this.points(userId, date, a, b, kind);
+    else if (dataset === "points_redemption_summary") this.redemption(userId, date, a, kind);
+    else this.reward(userId, date, kind);
   }
 
   /** A Points row of this period by its facts (`kind` from pointsKind). */
-  points(
+  private points(
     userId: string,
     date: string,
     allocated: number | bigint,
@@ -361,15 +409,8 @@ export class PeriodAggregator {
     else d.points.add(points);
   }
 
-  /** Redemption Summary row: event_id, user_id, event_date, points_redeemed, redemption_type, version. */
-  addRedemption(r: readonly string[]): void {
-    const [, userId = "", date = "", pts, rtype = ""] = r;
-    if (date.slice(0, 7) !== this.period) return;
-    this.redemption(userId, date, thousandths(pts), redemptionKind(rtype));
-  }
-
   /** A Redemption Summary row of this period by its facts (`kind` from redemptionKind). */
-  redemption(userId: string, date: string, points: number | bigint, kind: number): void {
+  private redemption(userId: string, date: string, points: number | bigint, kind: number): void {
     const g = this.attribution.groupOf(userId, date);
     if (g === null) {
       this.unattr(userId).rows++;
@@ -387,15 +428,8 @@ export class PeriodAggregator {
     }
   }
 
-  /** Reward row: reward_id, user_id, event_date, group_flag, version. */
-  addReward(r: readonly string[]): void {
-    const [, userId = "", date = "", flag = ""] = r;
-    if (date.slice(0, 7) !== this.period) return;
-    this.reward(userId, date, rewardKind(flag));
-  }
-
   /** A reward row of this period by its facts (`kind` from rewardKind). */
-  reward(userId: string, date: string, kind: number): void {
+  private reward(userId: string, date: string, kind: number): void {
     if (kind !== GROUP_REWARD) return;
     const g = this.attribution.groupOf(userId, date);
     if (g !== null) this.acc(g).rewardCount++;

@@ -88,20 +88,20 @@ describe("newest version wins (invariant 2)", () => {
 describe("PeriodAggregator", () => {
   it("sums every figure per group, exactly, by deduction and redemption type", () => {
     const r = run([m("10", "1"), m("10", "2")], [g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-01", "100.1", "0", "", "grouptransactionadd"));
-      a.addPoints(pts("2", "2", "2026-10-02", "0.2"));
-      a.addPoints(pts("3", "1", "2026-10-03", "0", "10.5", "redeemed"));
-      a.addPoints(pts("4", "1", "2026-10-03", "0", "1", "expired"));
-      a.addPoints(pts("5", "1", "2026-10-03", "0", "2", "return"));
-      a.addPoints(pts("6", "1", "2026-10-03", "0", "3", "return_historical"));
-      a.addPoints(pts("7", "1", "2026-10-03", "0", "4", "redemption_reversal"));
-      a.addPoints(pts("8", "1", "2026-10-03", "0", "5", "expiry_reverted"));
-      a.addPoints(pts("9", "2", "2026-11-01", "999")); // another period: ignored
-      a.addRedemption(red("20", "2", "2026-10-05", "7.125", "group_redemption"));
-      a.addRedemption(red("21", "1", "2026-10-05", "3", "redemption"));
-      a.addRedemption(red("22", "1", "2026-10-05", "3", "reversal"));
-      a.addReward(["30", "1", "2026-10-07", "1", "0"]);
-      a.addReward(["31", "1", "2026-10-07", "0", "0"]);
+      a.addRow("points", pts("1", "1", "2026-10-01", "100.1", "0", "", "grouptransactionadd"));
+      a.addRow("points", pts("2", "2", "2026-10-02", "0.2"));
+      a.addRow("points", pts("3", "1", "2026-10-03", "0", "10.5", "redeemed"));
+      a.addRow("points", pts("4", "1", "2026-10-03", "0", "1", "expired"));
+      a.addRow("points", pts("5", "1", "2026-10-03", "0", "2", "return"));
+      a.addRow("points", pts("6", "1", "2026-10-03", "0", "3", "return_historical"));
+      a.addRow("points", pts("7", "1", "2026-10-03", "0", "4", "redemption_reversal"));
+      a.addRow("points", pts("8", "1", "2026-10-03", "0", "5", "expiry_reverted"));
+      a.addRow("points", pts("9", "2", "2026-11-01", "999")); // another period: ignored
+      a.addRow("points_redemption_summary", red("20", "2", "2026-10-05", "7.125", "group_redemption"));
+      a.addRow("points_redemption_summary", red("21", "1", "2026-10-05", "3", "redemption"));
+      a.addRow("points_redemption_summary", red("22", "1", "2026-10-05", "3", "reversal"));
+      a.addRow("rewards", ["30", "1", "2026-10-07", "1", "0"]);
+      a.addRow("rewards", ["31", "1", "2026-10-07", "0", "0"]);
     });
     const [row] = r.groupSummary;
     expect(row).toMatchObject({
@@ -159,14 +159,14 @@ describe("PeriodAggregator", () => {
       m("9", "5"), // no default: numerically smallest id (9 < 10)
     ];
     const r = run(ms, [g("9"), g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-14", "1"));
-      a.addPoints(pts("2", "1", "2026-10-15", "2"));
-      a.addPoints(pts("3", "2", "2026-10-20", "4"));
-      a.addPoints(pts("4", "3", "2026-10-20", "8"));
-      a.addPoints(pts("5", "4", "2026-10-20", "16"));
-      a.addPoints(pts("6", "5", "2026-10-20", "32"));
-      a.addPoints(pts("7", "6", "2026-10-20", "64", "1", "REDEEMED".toLowerCase()));
-      a.addRedemption(red("8", "6", "2026-10-21", "1", "redemption"));
+      a.addRow("points", pts("1", "1", "2026-10-14", "1"));
+      a.addRow("points", pts("2", "1", "2026-10-15", "2"));
+      a.addRow("points", pts("3", "2", "2026-10-20", "4"));
+      a.addRow("points", pts("4", "3", "2026-10-20", "8"));
+      a.addRow("points", pts("5", "4", "2026-10-20", "16"));
+      a.addRow("points", pts("6", "5", "2026-10-20", "32"));
+      a.addRow("points", pts("7", "6", "2026-10-20", "64", "1", "REDEEMED".toLowerCase()));
+      a.addRow("points_redemption_summary", red("8", "6", "2026-10-21", "1", "redemption"));
     });
     const byGroup = Object.fromEntries(r.groupSummary.map((x) => [x.group_id, x]));
     expect(r.groupSummary.map((x) => x.group_id)).toEqual(["9", "10"]);
@@ -196,8 +196,8 @@ describe("PeriodAggregator", () => {
 
   it("lists group members with their figures", () => {
     const r = run([m("10", "1", { role: "PRIMARY" })], [g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-01", "5"));
-      a.addPoints(pts("2", "1", "2026-10-01", "0", "2", "redeemed"));
+      a.addRow("points", pts("1", "1", "2026-10-01", "5"));
+      a.addRow("points", pts("2", "1", "2026-10-01", "0", "2", "redeemed"));
     });
     expect(r.groupMembers).toEqual([
       {
@@ -219,9 +219,9 @@ describe("PeriodAggregator", () => {
     // User 1 moved from group 9 to its default group 10 mid-October: active in both, counted in 10 only.
     const ms = [m("9", "1"), m("10", "1", { defaultGroup: true, joinedOn: "2026-10-12" }), m("9", "2")];
     const r = run(ms, [g("9"), g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-05", "5"));
-      a.addPoints(pts("2", "1", "2026-10-20", "7"));
-      a.addPoints(pts("3", "2", "2026-10-20", "1"));
+      a.addRow("points", pts("1", "1", "2026-10-05", "5"));
+      a.addRow("points", pts("2", "1", "2026-10-20", "7"));
+      a.addRow("points", pts("3", "2", "2026-10-20", "1"));
     });
     const rows = (group: string) => r.groupMembers.filter((x) => x.group_id === group);
     expect(rows("9").map((x) => [x.user_id, x.in_members_total])).toEqual([
@@ -242,7 +242,7 @@ describe("group_members lists every member of the group during the period", () =
   it("a member who moved mid-month with no rows before the move is listed in both groups, counted in one", () => {
     // User 1 was in group 9 from 1 to 11 October, then in its default group 10; its only row is on the 20th.
     const ms = [m("9", "1"), m("10", "1", { defaultGroup: true, joinedOn: "2026-10-12" }), m("9", "2")];
-    const r = run(ms, [g("9"), g("10")], (a) => a.addPoints(pts("1", "1", "2026-10-20", "7")));
+    const r = run(ms, [g("9"), g("10")], (a) => a.addRow("points", pts("1", "1", "2026-10-20", "7")));
     expect(r.groupMembers.map((x) => [x.group_id, x.user_id, x.points_awarded, x.in_members_total])).toEqual([
       ["9", "1", "0", "no"],
       ["9", "2", "0", "yes"],
@@ -282,9 +282,9 @@ describe("attribution rules and figures (gaps)", () => {
   it("an exit observed mid-period: rows before the exit date count to the group, rows from it are unattributed", () => {
     const ms = [m("10", "1", { active: false, exitSeenAt: "2026-10-20T12:00:00Z" }), m("10", "2")];
     const r = run(ms, [g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-19", "1"));
-      a.addPoints(pts("2", "1", "2026-10-20", "2"));
-      a.addRedemption(red("3", "1", "2026-10-25", "4", "group_redemption"));
+      a.addRow("points", pts("1", "1", "2026-10-19", "1"));
+      a.addRow("points", pts("2", "1", "2026-10-20", "2"));
+      a.addRow("points_redemption_summary", red("3", "1", "2026-10-25", "4", "group_redemption"));
     });
     expect(r.groupSummary[0]).toMatchObject({
       points_awarded: "1",
@@ -300,8 +300,8 @@ describe("attribution rules and figures (gaps)", () => {
   it("a default group counts only from its own joined date; before it the other group wins", () => {
     const ms = [m("20", "1", { defaultGroup: true, joinedOn: "2026-10-10" }), m("30", "1")];
     const r = run(ms, [g("20"), g("30")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-09", "1"));
-      a.addPoints(pts("2", "1", "2026-10-10", "2"));
+      a.addRow("points", pts("1", "1", "2026-10-09", "1"));
+      a.addRow("points", pts("2", "1", "2026-10-10", "2"));
     });
     const by = Object.fromEntries(r.groupSummary.map((x) => [x.group_id, x]));
     expect([by["20"]?.points_awarded, by["30"]?.points_awarded]).toEqual(["2", "1"]);
@@ -310,7 +310,7 @@ describe("attribution rules and figures (gaps)", () => {
 
   it("several groups, no default: the numerically smallest id wins (not the text order)", () => {
     const ms = [m("100", "1"), m("99", "1")];
-    const r = run(ms, [g("99"), g("100")], (a) => a.addPoints(pts("1", "1", "2026-10-09", "5")));
+    const r = run(ms, [g("99"), g("100")], (a) => a.addRow("points", pts("1", "1", "2026-10-09", "5")));
     expect(r.groupSummary.map((x) => [x.group_id, x.points_awarded])).toEqual([
       ["99", "5"],
       ["100", "0"],
@@ -319,14 +319,14 @@ describe("attribution rules and figures (gaps)", () => {
 
   it("keeps every reversal kind in points_reversed, apart from redemptions (never netted)", () => {
     const r = run([m("10", "1")], [g("10")], (a) => {
-      a.addPoints(pts("1", "1", "2026-10-02", "0", "10", "redeemed"));
-      a.addPoints(pts("2", "1", "2026-10-02", "0", "1", "redemption_reversal"));
-      a.addPoints(pts("3", "1", "2026-10-02", "0", "2", "redemption_reverted"));
-      a.addPoints(pts("4", "1", "2026-10-02", "0", "4", "expiry_reverted"));
-      a.addPoints(pts("5", "1", "2026-10-02", "0", "8", "redeemed_by_transfer_reverted"));
-      a.addPoints(pts("6", "1", "2026-10-02", "0", "16", "manual_adjustment"));
-      a.addRedemption(red("7", "1", "2026-10-02", "3", "reversal"));
-      a.addRedemption(red("8", "1", "2026-10-02", "5", "reversal_on_return"));
+      a.addRow("points", pts("1", "1", "2026-10-02", "0", "10", "redeemed"));
+      a.addRow("points", pts("2", "1", "2026-10-02", "0", "1", "redemption_reversal"));
+      a.addRow("points", pts("3", "1", "2026-10-02", "0", "2", "redemption_reverted"));
+      a.addRow("points", pts("4", "1", "2026-10-02", "0", "4", "expiry_reverted"));
+      a.addRow("points", pts("5", "1", "2026-10-02", "0", "8", "redeemed_by_transfer_reverted"));
+      a.addRow("points", pts("6", "1", "2026-10-02", "0", "16", "manual_adjustment"));
+      a.addRow("points_redemption_summary", red("7", "1", "2026-10-02", "3", "reversal"));
+      a.addRow("points_redemption_summary", red("8", "1", "2026-10-02", "5", "reversal_on_return"));
     });
     expect(r.groupSummary[0]).toMatchObject({
       points_redeemed: "10",
@@ -364,9 +364,9 @@ describe("attribution rules and figures (gaps)", () => {
 
   it("members in no group on any date: all their rows and figures are unattributed, no group counts them", () => {
     const r = run([], [g("10")], (a) => {
-      a.addPoints(pts("1", "7", "2026-10-02", "1.5"));
-      a.addPoints(pts("2", "7", "2026-10-03", "0", "0.5", "redeemed"));
-      a.addRedemption(red("3", "7", "2026-10-03", "0.5", "redemption"));
+      a.addRow("points", pts("1", "7", "2026-10-02", "1.5"));
+      a.addRow("points", pts("2", "7", "2026-10-03", "0", "0.5", "redeemed"));
+      a.addRow("points_redemption_summary", red("3", "7", "2026-10-03", "0.5", "redemption"));
     });
     expect(r.groupSummary[0]).toMatchObject({
       members_total: "0",
@@ -422,7 +422,8 @@ describe("aggregates of key-hash parts merge into the aggregate of all rows (fan
         })),
     );
     const feed = (a: PeriodAggregator, rows: { kind: "p" | "r"; row: string[] }[]) => {
-      for (const r of rows) r.kind === "p" ? a.addPoints(r.row) : a.addRedemption(r.row);
+      for (const r of rows)
+        r.kind === "p" ? a.addRow("points", r.row) : a.addRow("points_redemption_summary", r.row);
     };
     fc.assert(
       fc.property(fc.array(fc.tuple(row, fc.integer({ min: 0, max: 3 })), { maxLength: 60 }), (rows) => {
@@ -492,13 +493,13 @@ describe("sums stay exact past 2^53 thousandths (invariant 4)", () => {
     ];
     const whole = new PeriodAggregator("2026-10", index);
     values.forEach((v, i) => {
-      whole.addPoints(row(v, i));
+      whole.addRow("points", row(v, i));
     });
     const merged = new PeriodAggregator("2026-10", index);
     for (const half of [values.slice(0, 7), values.slice(7)]) {
       const p = new PeriodAggregator("2026-10", index);
       half.forEach((v, i) => {
-        p.addPoints(row(v, i));
+        p.addRow("points", row(v, i));
       });
       merged.merge(PeriodAggregator.fromState(JSON.parse(JSON.stringify(p.toState())), index));
     }
