@@ -35,20 +35,19 @@ export function stackClients(stack: { region: string; s3Endpoint: string; dynamo
   s3: S3Client;
   ddb: DynamoDBClient;
 } {
-  const { region } = stack;
   return {
-    s3: new S3Client({
-      region,
-      endpoint: stack.s3Endpoint,
-      forcePathStyle: true,
-      credentials: { ...LOCAL_CREDENTIALS },
-    }),
+    s3: localS3Client(stack.region, stack.s3Endpoint),
     ddb: new DynamoDBClient({
-      region,
+      region: stack.region,
       endpoint: stack.dynamoEndpoint,
       credentials: { ...LOCAL_CREDENTIALS },
     }),
   };
+}
+
+/** An S3 client (path-style, the local credentials) on a local endpoint: fauxqs or an event dispatcher. */
+export function localS3Client(region: string, endpoint: string): S3Client {
+  return new S3Client({ region, endpoint, forcePathStyle: true, credentials: { ...LOCAL_CREDENTIALS } });
 }
 
 export interface StartStackOptions {

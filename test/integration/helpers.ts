@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { inject } from "vitest";
-import { LOCAL_CREDENTIALS, stackClients } from "../../infra/stack.ts";
+import { localS3Client, stackClients } from "../../infra/stack.ts";
 import type { StackContext } from "./stack-context.ts";
 
 export interface LocalClients {
@@ -15,7 +15,7 @@ export interface LocalClients {
 }
 
 export function s3ClientFor(endpoint: string, region = inject("stack").region): S3Client {
-  return new S3Client({ region, endpoint, forcePathStyle: true, credentials: { ...LOCAL_CREDENTIALS } });
+  return localS3Client(region, endpoint);
 }
 
 /** SDK clients on the emulators the global setup started. */
